@@ -1,0 +1,195 @@
+"""`ade-distill` command line: one thin command per pipeline stage.
+
+    data stats | folds | export | download   → ade_distill.data
+    label                                    → ade_distill.teacher
+    train | predict                          → ade_distill.student
+    score                                    → ade_distill.evaluation
+    reproduce                                → ade_distill.experiments
+
+Each stage module exposes ``register(app)``; heavy imports (torch, transformers, openai) happen inside the
+commands, so ``ade-distill --help`` and ``data`` commands start fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ade_distill.errors import AdeDistillError
+
+app = typer.Typer(
+    name="ade-distill",
+    help="Distil an LLM teacher into a small biomedical relation extractor (adverse drug events and beyond).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+data_app = typer.Typer(help="Corpora: statistics, folds, export to JSONL, download.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+console = Console()
+err_console = Console(stderr=True)
+
+# Stage modules that add commands through ``register(app)``.
+STAGE_MODULES = (
+    "ade_distill.teacher.cli",
+    "ade_distill.student.cli",
+    "ade_distill.evaluation.cli",
+    "ade_distill.experiments.cli",
+)
+
+
+@app.callback()
+def _root(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at INFO level.")] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+
+
+def _data_root(data: Path | None) -> Path:
+    from ade_distill.paths import data_dir
+
+    if data is not None:
+        return data
+    return data_dir()
+
+
+DataOpt = Annotated[
+    Path | None,
+    typer.Option("--data", help="Data folder (default: $ADE_DISTILL_DATA, else ../shared/data)."),
+]
+
+
+@data_app.command("stats")
+def data_stats(
+    data: DataOpt = None,
+    fmt: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+) -> None:
+    """Counts per corpus and split: ADE corpus v2, BC5CDR, unlabeled PubMed, recorded teacher outputs."""
+    from ade_distill.data.stats import corpus_stats
+
+    if fmt not in ("table", "json"):
+        raise typer.BadParameter(f"--format must be table or json, not {fmt!r}")
+    stats = corpus_stats(_data_root(data))
+    if fmt == "json":
+        typer.echo(json.dumps(stats, indent=2))
+        return
+    table = Table(title=f"Corpora in {stats['data_dir']}")
+    table.add_column("corpus")
+    table.add_column("split / file")
+    table.add_column("counts")
+    if "ade" in stats:
+        a = stats["ade"]
+        table.add_row(
+            "ADE corpus v2", "DRUG-AE.rel",
+            f"{a['relations']:,} relations (of {a['relation_lines']:,} lines) in {a['positive_examples']:,} "
+            f"(PMID, sentence) examples, {a['distinct_positive_texts']:,} distinct texts, {a['pmids_positive']:,} PMIDs; "
+            f"spans {a['spans']}; mentions {a['mention_resolution']}; unlocated {a['unlocated_mentions']}",
+        )
+        table.add_row(
+            "", "ADE-NEG.txt",
+            f"{a['negative_examples']:,} negative examples from {a['negative_lines']:,} lines "
+            f"({a['negative_duplicates_dropped']} duplicate lines dropped, "
+            f"{a['negative_also_positive_dropped']} equal to a positive sentence dropped)",
+        )
+        table.add_row("", "DRUG-DOSE.rel", f"{a['drug_dose_relations']:,} drug-dose relations (not used)")
+    for split, c in stats.get("cdr", {}).items():
+        table.add_row("BC5CDR", split, f"{c['documents']:,} documents, {c['cid_relations']:,} CID relations, "
+                      f"mentions {c['mentions']}, unanchored {c['unanchored_relations']}")
+    for name, info in stats.get("unlabeled", {}).items():
+        table.add_row("unlabeled PubMed", name, json.dumps(info))
+    for name, info in stats.get("teacher_outputs", {}).items():
+        table.add_row("teacher outputs", name, f"{info['responses']:,} responses, finish {info['finish_reason']}")
+    console.print(table)
+    if "ade" in stats:
+        console.print(f"[dim]ADE-NEG policy: {stats['ade']['negative_policy']}[/dim]")
+
+
+@data_app.command("folds")
+def data_folds(
+    out: Annotated[Path, typer.Option("--out", help="Folds file to write (JSON).")],
+    corpus: Annotated[str, typer.Option("--corpus", help="ade, ade-positive, cdr, cdr-test, ...")] = "ade",
+    k: Annotated[int, typer.Option("-k", "--k", help="Number of folds.")] = 10,
+    seed: Annotated[int, typer.Option("--seed")] = 13,
+    data: DataOpt = None,
+) -> None:
+    """Write k folds grouped by PubMed ID (no document in two folds); same seed → same file."""
+    from ade_distill.data.corpora import load_corpus
+    from ade_distill.data.folds import make_folds
+
+    examples = load_corpus(corpus, _data_root(data))
+    folds = make_folds(examples, k=k, seed=seed, corpus=corpus)
+    folds.save(out)
+    byid = {e.id: e for e in examples}
+    table = Table(title=f"{k} folds of {corpus} (seed {seed}) → {out}")
+    for col in ("fold", "documents", "examples", "with relations"):
+        table.add_column(col, justify="right")
+    for j, ids in enumerate(folds.folds):
+        table.add_row(str(j), str(len(folds.groups[j])), str(len(ids)), str(sum(1 for i in ids if byid[i].relations)))
+    console.print(table)
+
+
+@data_app.command("export")
+def data_export(
+    out: Annotated[Path, typer.Option("--out", help="JSONL file to write.")],
+    corpus: Annotated[str, typer.Option("--corpus", help="ade, ade-positive, cdr, cdr-train|dev|test")] = "ade",
+    data: DataOpt = None,
+) -> None:
+    """Export a gold corpus in the common JSONL schema."""
+    from ade_distill.data.corpora import load_corpus
+    from ade_distill.records import write_examples
+
+    n = write_examples(out, load_corpus(corpus, _data_root(data)))
+    console.print(f"wrote {n:,} examples of {corpus} to {out}")
+
+
+@data_app.command("download")
+def data_download(
+    out: Annotated[Path, typer.Option("--out", help="Folder to download into (then set ADE_DISTILL_DATA).")],
+    what: Annotated[str, typer.Option("--what", help="Comma-separated: ade,cdr,medline,hf-ade")] = "ade,cdr,medline",
+) -> None:
+    """Download the corpora from their public sources (needs the internet)."""
+    from ade_distill.data.download import download
+
+    for p in download(out, [w.strip() for w in what.split(",") if w.strip()]):
+        console.print(f"wrote {p}")
+    console.print(f"set ADE_DISTILL_DATA={out}")
+
+
+def _register_stages() -> None:
+    for name in STAGE_MODULES:
+        importlib.import_module(name).register(app)
+
+
+_register_stages()
+
+
+def main() -> None:
+    """Console-script entry point: run the app, turning package errors into one clear line and exit code 2."""
+    try:
+        app(standalone_mode=False)
+    except AdeDistillError as err:
+        err_console.print(f"[bold red]error:[/bold red] {err}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except typer.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as err:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(err, click.exceptions.ClickException):
+            err.show()
+            sys.exit(err.exit_code)
+        raise

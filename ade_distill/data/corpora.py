@@ -1,0 +1,35 @@
+"""Named gold corpora in the data folder, loaded as lists of examples in the common schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ade_distill.data.ade_corpus import AdeReport, read_ade_corpus
+from ade_distill.data.cdr import SPLIT_FILES, CdrReport, read_cdr
+from ade_distill.errors import ConfigError
+from ade_distill.paths import data_dir
+from ade_distill.records import Example
+
+CORPORA = ("ade", "ade-positive", "cdr", "cdr-train", "cdr-dev", "cdr-test")
+
+
+def load_corpus(name: str, root: str | Path | None = None) -> list[Example]:
+    """Load a gold corpus by name.
+
+    * ``ade`` — ADE corpus v2, sentences with relations and ADE-NEG sentences;
+    * ``ade-positive`` — only the 4,272 sentences with relations;
+    * ``cdr`` — all three BC5CDR splits (``meta.split`` says which); ``cdr-train|dev|test`` — one split.
+    """
+    base = Path(root) if root is not None else data_dir()
+    if name == "ade":
+        return read_ade_corpus(base / "ade_corpus_v2")
+    if name == "ade-positive":
+        return read_ade_corpus(base / "ade_corpus_v2", include_negatives=False)
+    if name == "cdr":
+        return [ex for split in SPLIT_FILES for ex in read_cdr(base / "bc5cdr", split)]
+    if name.startswith("cdr-") and name[4:] in SPLIT_FILES:
+        return read_cdr(base / "bc5cdr", name[4:])
+    raise ConfigError(f"unknown corpus {name!r}; expected one of {list(CORPORA)}")
+
+
+__all__ = ["CORPORA", "load_corpus", "AdeReport", "CdrReport"]

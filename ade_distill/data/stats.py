@@ -1,0 +1,50 @@
+"""Counts per corpus and split, for `ade-distill data stats`."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from ade_distill.data.ade_corpus import AdeReport, count_dose_relations, read_ade_corpus
+from ade_distill.data.cdr import SPLIT_FILES, CdrReport, read_cdr
+from ade_distill.data.unlabeled import count_medline, iter_abstracts_jsonl
+
+
+def corpus_stats(root: Path) -> dict[str, Any]:
+    """Read every corpus present under ``root`` and return nested counts (JSON-serializable)."""
+    out: dict[str, Any] = {"data_dir": str(root)}
+    ade_dir = root / "ade_corpus_v2"
+    if ade_dir.is_dir():
+        rep = AdeReport()
+        read_ade_corpus(ade_dir, report=rep)
+        out["ade"] = {**rep.as_dict(), "drug_dose_relations": count_dose_relations(ade_dir)}
+    cdr_dir = root / "bc5cdr"
+    if cdr_dir.is_dir():
+        out["cdr"] = {}
+        for split in SPLIT_FILES:
+            rep_c = CdrReport()
+            read_cdr(cdr_dir, split, rep_c)
+            out["cdr"][split] = rep_c.as_dict()
+    un = root / "pubmed_unlabeled"
+    if un.is_dir():
+        info: dict[str, Any] = {}
+        abstracts = un / "pubmed_abstracts.jsonl"
+        if abstracts.is_file():
+            sources = Counter(str(d.meta.get("source")) for d in iter_abstracts_jsonl(abstracts))
+            info["pubmed_abstracts.jsonl"] = {"abstracts": sum(sources.values()), "by_source": dict(sorted(sources.items()))}
+        for xml in sorted(un.glob("*.xml*")):
+            info[xml.name] = count_medline(xml)
+        out["unlabeled"] = info
+    tdir = root / "teacher_outputs"
+    if tdir.is_dir():
+        out["teacher_outputs"] = {}
+        for f in sorted(tdir.glob("*.jsonl")):
+            reasons: Counter[str] = Counter()
+            with f.open(encoding="utf-8") as fh:
+                for line in fh:
+                    if line.strip():
+                        reasons[str(json.loads(line).get("finish_reason"))] += 1
+            out["teacher_outputs"][f.name] = {"responses": sum(reasons.values()), "finish_reason": dict(sorted(reasons.items()))}
+    return out

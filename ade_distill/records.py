@@ -1,0 +1,296 @@
+"""The one record schema spoken by every stage: gold, silver and predictions alike.
+
+A line of JSONL is one :class:`Example`::
+
+    {"id": "10030778_s0", "text": "Intravenous azithromycin-induced ototoxicity.",
+     "spans": [{"id": "T1", "label": "DRUG", "start": 12, "end": 24, "text": "azithromycin"},
+               {"id": "T2", "label": "ADE", "start": 33, "end": 44, "text": "ototoxicity"}],
+     "relations": [{"head": "T1", "tail": "T2", "label": "ADE"}],
+     "meta": {"pmid": "10030778", "source": "ade_corpus_v2"}}
+
+Offsets are half-open character offsets ``[start, end)`` into ``text`` and ``text[start:end]`` must equal the
+span's ``text``; this is checked when a record is built, so an invalid record cannot exist in memory. A span
+may lack offsets only when it is an ungrounded string returned by an LLM: then it carries
+``alignment="unaligned"`` and only its ``text``. Optional ``score`` (a confidence in [0, 1]) and ``meta``
+(provenance: source, teacher model, prompt hash, ...) may be attached to spans, relations and examples.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ade_distill.errors import DataError
+
+__all__ = [
+    "AlignmentStatus",
+    "Span",
+    "Relation",
+    "Example",
+    "read_examples",
+    "write_examples",
+    "JsonlAppender",
+    "example_to_json",
+    "check_labels",
+]
+
+
+class AlignmentStatus(str, Enum):
+    """How a string returned by a teacher was aligned to the input text (strongest first)."""
+
+    EXACT = "exact"
+    CASE_INSENSITIVE = "case_insensitive"
+    NORMALIZED = "normalized"
+    FUZZY = "fuzzy"
+    UNALIGNED = "unaligned"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Span(_Frozen):
+    """An entity mention. ``start``/``end`` are half-open character offsets into the example's text."""
+
+    id: str = Field(min_length=1)
+    label: str = Field(min_length=1)
+    start: int | None = None
+    end: int | None = None
+    text: str
+    score: float | None = Field(default=None, ge=0.0, le=1.0)
+    alignment: AlignmentStatus | None = None
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_offsets(self) -> Span:
+        if (self.start is None) != (self.end is None):
+            raise ValueError(f"span {self.id!r}: give both start and end, or neither")
+        if self.start is None:
+            if self.alignment is not AlignmentStatus.UNALIGNED:
+                raise ValueError(
+                    f"span {self.id!r} has no offsets; only an ungrounded LLM string may lack them "
+                    f"(set alignment='unaligned')"
+                )
+        else:
+            assert self.end is not None
+            if self.start < 0 or self.end <= self.start:
+                raise ValueError(f"span {self.id!r}: offsets [{self.start}, {self.end}) are not a non-empty range")
+            if self.alignment is AlignmentStatus.UNALIGNED:
+                raise ValueError(f"span {self.id!r} has offsets but alignment='unaligned'")
+        return self
+
+    @property
+    def grounded(self) -> bool:
+        """True when the span has character offsets."""
+        return self.start is not None
+
+
+class Relation(_Frozen):
+    """A directed relation between two spans of the same example, by span id."""
+
+    head: str
+    tail: str
+    label: str = Field(min_length=1)
+    score: float | None = Field(default=None, ge=0.0, le=1.0)
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+
+class Example(_Frozen):
+    """One unit of text (usually a sentence) with its spans and relations."""
+
+    id: str = Field(min_length=1)
+    text: str
+    spans: tuple[Span, ...] = ()
+    relations: tuple[Relation, ...] = ()
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> Example:
+        ids: set[str] = set()
+        n = len(self.text)
+        for span in self.spans:
+            if span.id in ids:
+                raise ValueError(f"duplicate span id {span.id!r}")
+            ids.add(span.id)
+            if span.start is None:
+                continue
+            assert span.end is not None
+            if span.end > n:
+                raise ValueError(
+                    f"span {span.id!r} offsets [{span.start}, {span.end}) lie outside the text (length {n})"
+                )
+            found = self.text[span.start : span.end]
+            if found != span.text:
+                raise ValueError(
+                    f"span {span.id!r} text {span.text!r} differs from text[{span.start}:{span.end}] = {found!r}"
+                )
+        for rel in self.relations:
+            for role, ref in (("head", rel.head), ("tail", rel.tail)):
+                if ref not in ids:
+                    raise ValueError(f"relation {rel.label!r} {role} refers to unknown span id {ref!r}")
+        return self
+
+    def span_by_id(self) -> dict[str, Span]:
+        return {s.id: s for s in self.spans}
+
+
+def check_labels(
+    example: Example,
+    entity_labels: Iterable[str],
+    relation_labels: Iterable[str],
+    *,
+    path: str | Path | None = None,
+    line: int | None = None,
+) -> None:
+    """Raise :class:`DataError` if the example uses a label outside the given sets."""
+    ents, rels = set(entity_labels), set(relation_labels)
+    for span in example.spans:
+        if span.label not in ents:
+            raise DataError(
+                f"unknown entity label {span.label!r} on span {span.id!r}; expected one of {sorted(ents)}",
+                path=path, line=line, record_id=example.id,
+            )
+    for rel in example.relations:
+        if rel.label not in rels:
+            raise DataError(
+                f"unknown relation label {rel.label!r}; expected one of {sorted(rels)}",
+                path=path, line=line, record_id=example.id,
+            )
+
+
+def _clean(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if v is not None and not (k == "meta" and v == {})}
+
+
+def example_to_json(example: Example) -> str:
+    """Serialize one example as a compact, deterministic JSON line (no trailing newline)."""
+    d = example.model_dump(mode="json")
+    out = {
+        "id": d["id"],
+        "text": d["text"],
+        "spans": [_clean(s) for s in d["spans"]],
+        "relations": [_clean(r) for r in d["relations"]],
+        "meta": d["meta"],
+    }
+    return json.dumps(out, ensure_ascii=False)
+
+
+def _format_validation_error(err: ValidationError) -> str:
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(x) for x in e.get("loc", ()))
+        msg = e.get("msg", "")
+        msg = msg.removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    return "; ".join(parts)
+
+
+def parse_example(obj: Any, *, path: str | Path | None = None, line: int | None = None) -> Example:
+    """Validate a decoded JSON object as an :class:`Example`, raising :class:`DataError` with location."""
+    record_id = obj.get("id") if isinstance(obj, dict) and isinstance(obj.get("id"), str) else None
+    if not isinstance(obj, dict):
+        raise DataError(f"expected a JSON object, found {type(obj).__name__}", path=path, line=line)
+    try:
+        return Example.model_validate(obj)
+    except ValidationError as err:
+        raise DataError(_format_validation_error(err), path=path, line=line, record_id=record_id) from None
+
+
+def iter_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
+    """Yield ``(line_number, decoded_object)`` for each non-blank line; errors name the file and line."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError("file not found", path=p)
+    with p.open("rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise DataError(f"invalid UTF-8 at byte {err.start} of the line", path=p, line=lineno) from None
+            if not line.strip():
+                continue
+            try:
+                yield lineno, json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataError(f"malformed JSON: {err.msg} (column {err.colno})", path=p, line=lineno) from None
+
+
+def read_examples(path: str | Path, *, unique_ids: bool = True) -> Iterator[Example]:
+    """Stream examples from a JSONL file, validating each line.
+
+    Raises:
+        DataError: naming file, line and record id for malformed JSON, invalid UTF-8, a schema violation
+            (offsets outside the text, span text different from the text slice, dangling relation) or a
+            duplicated record id.
+    """
+    seen: set[str] = set()
+    for lineno, obj in iter_jsonl(path):
+        ex = parse_example(obj, path=path, line=lineno)
+        if unique_ids:
+            if ex.id in seen:
+                raise DataError("duplicate record id", path=path, line=lineno, record_id=ex.id)
+            seen.add(ex.id)
+        yield ex
+
+
+def write_examples(path: str | Path, examples: Iterable[Example]) -> int:
+    """Write examples as JSONL atomically (a temporary file renamed into place). Returns the count."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=p.name + ".", suffix=".tmp", dir=p.parent)
+    n = 0
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            for ex in examples:
+                fh.write(example_to_json(ex))
+                fh.write("\n")
+                n += 1
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return n
+
+
+class JsonlAppender:
+    """Append examples to a JSONL file, one flushed and fsynced line at a time (for resumable jobs).
+
+    A line cut short by a crash is detected on reopening and truncated, so the file always holds whole
+    records only.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._truncate_partial_tail()
+        self._fh = self.path.open("a", encoding="utf-8", newline="\n")
+
+    def _truncate_partial_tail(self) -> None:
+        if not self.path.exists():
+            return
+        data = self.path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            cut = data.rfind(b"\n") + 1
+            with self.path.open("r+b") as fh:
+                fh.truncate(cut)
+
+    def write(self, example: Example) -> None:
+        self._fh.write(example_to_json(example) + "\n")
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __enter__(self) -> JsonlAppender:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

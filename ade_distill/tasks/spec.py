@@ -1,0 +1,133 @@
+"""Task specifications: what to extract, described once, used by teacher prompts, student and scorer.
+
+A new task (chemical–disease, gene–disease, ...) is a new YAML file, not new code::
+
+    ade-distill label --task path/to/my_task.yaml ...
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ade_distill.errors import ConfigError
+
+_HERE = Path(__file__).resolve().parent
+
+
+class EntityType(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    label: str = Field(min_length=1, description="Label used in records, e.g. DRUG.")
+    key: str = Field(min_length=1, description="JSON key for this argument in the LLM output, e.g. 'drug'.")
+    definition: str = Field(min_length=1, description="Plain-language definition used in prompts.")
+
+
+class RelationType(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    label: str = Field(min_length=1)
+    head: str = Field(description="Entity label of the head argument.")
+    tail: str = Field(description="Entity label of the tail argument.")
+    definition: str = Field(min_length=1)
+
+
+class Demonstration(BaseModel):
+    """A worked example for k-shot prompts: a text and the relations expected, as argument strings."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    text: str
+    relations: tuple[dict[str, str], ...] = ()
+
+
+class TaskSpec(BaseModel):
+    """Entity types, relation types, definitions and demonstrations of one extraction task."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str
+    unit: Literal["sentence", "document"] = "sentence"
+    entities: tuple[EntityType, ...] = Field(min_length=1)
+    relations: tuple[RelationType, ...] = Field(min_length=1)
+    instructions: str = Field(default="", description="Extra task-specific guidance appended to the prompt.")
+    prompt_template: str = Field(default="re.v1", description="Versioned prompt template name (teacher/prompts).")
+    demonstrations: tuple[Demonstration, ...] = ()
+
+    @model_validator(mode="after")
+    def _check(self) -> TaskSpec:
+        labels = [e.label for e in self.entities]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"entity labels must be unique, got {labels}")
+        keys = [e.key for e in self.entities]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"entity output keys must be unique, got {keys}")
+        for rel in self.relations:
+            for role, lab in (("head", rel.head), ("tail", rel.tail)):
+                if lab not in labels:
+                    raise ValueError(f"relation {rel.label!r} {role} {lab!r} is not an entity label {labels}")
+        rel = self.relations[0]
+        need = {self.entity(rel.head).key, self.entity(rel.tail).key}
+        for i, demo in enumerate(self.demonstrations):
+            for item in demo.relations:
+                if set(item) != need:
+                    raise ValueError(f"demonstration {i}: relation keys {sorted(item)} != {sorted(need)}")
+                for value in item.values():
+                    if value not in demo.text:
+                        raise ValueError(f"demonstration {i}: {value!r} does not occur in its text")
+        return self
+
+    # -- convenience -------------------------------------------------------------------------------------
+    def entity(self, label: str) -> EntityType:
+        for e in self.entities:
+            if e.label == label:
+                return e
+        raise KeyError(label)
+
+    @property
+    def entity_labels(self) -> tuple[str, ...]:
+        return tuple(e.label for e in self.entities)
+
+    @property
+    def relation_labels(self) -> tuple[str, ...]:
+        return tuple(r.label for r in self.relations)
+
+    @property
+    def primary(self) -> RelationType:
+        """The relation the student extracts (head entity → tail entity)."""
+        return self.relations[0]
+
+    @property
+    def head_label(self) -> str:
+        return self.primary.head
+
+    @property
+    def tail_label(self) -> str:
+        return self.primary.tail
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+
+BUILTIN_TASKS = ("ade", "cdr")
+
+
+def load_task(name_or_path: str | Path) -> TaskSpec:
+    """Load a shipped task by name (``ade``, ``cdr``) or a task YAML file by path.
+
+    Raises:
+        ConfigError: unknown name, unreadable file or invalid spec (the message names the field).
+    """
+    s = str(name_or_path)
+    path = _HERE / f"{s}.yaml" if s in BUILTIN_TASKS else Path(s)
+    if not path.is_file():
+        raise ConfigError(f"unknown task {s!r}: expected one of {list(BUILTIN_TASKS)} or a path to a task YAML file")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    try:
+        return TaskSpec.model_validate(raw)
+    except ValidationError as err:
+        msgs = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+        raise ConfigError(f"{path}: invalid task spec: {msgs}") from None
