@@ -23,11 +23,14 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ade_distill.errors import DataError
+
+if TYPE_CHECKING:
+    from ade_distill.tasks.spec import TaskSpec
 
 __all__ = [
     "AlignmentStatus",
@@ -222,17 +225,21 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
                 raise DataError(f"malformed JSON: {err.msg} (column {err.colno})", path=p, line=lineno) from None
 
 
-def read_examples(path: str | Path, *, unique_ids: bool = True) -> Iterator[Example]:
-    """Stream examples from a JSONL file, validating each line.
+def read_examples(
+    path: str | Path, *, unique_ids: bool = True, task: TaskSpec | None = None
+) -> Iterator[Example]:
+    """Stream examples from a JSONL file, validating each line (and its labels against ``task`` if given).
 
     Raises:
         DataError: naming file, line and record id for malformed JSON, invalid UTF-8, a schema violation
-            (offsets outside the text, span text different from the text slice, dangling relation) or a
-            duplicated record id.
+            (offsets outside the text, span text different from the text slice, dangling relation), an
+            unknown label or a duplicated record id.
     """
     seen: set[str] = set()
     for lineno, obj in iter_jsonl(path):
         ex = parse_example(obj, path=path, line=lineno)
+        if task is not None:
+            check_labels(ex, task.entity_labels, task.relation_labels, path=path, line=lineno)
         if unique_ids:
             if ex.id in seen:
                 raise DataError("duplicate record id", path=path, line=lineno, record_id=ex.id)

@@ -1,0 +1,57 @@
+"""Shared fixtures. The real corpora come from ../shared/data (or $ADE_DISTILL_DATA); tests that need them fail
+loudly if the folder is missing, because CI always has it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from ade_distill.paths import data_dir
+from ade_distill.records import Example
+
+# Keep torch/tokenizers to the machine's two cores and never reach for a hub.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    skip_net = pytest.mark.skip(reason="needs the internet (run with ADE_DISTILL_NETWORK_TESTS=1)")
+    skip_gpu = pytest.mark.skip(reason="needs a CUDA device")
+    run_net = os.environ.get("ADE_DISTILL_NETWORK_TESTS") == "1"
+    try:
+        import torch
+
+        has_gpu = torch.cuda.is_available()
+    except Exception:  # pragma: no cover
+        has_gpu = False
+    for item in items:
+        if "network" in item.keywords and not run_net:
+            item.add_marker(skip_net)
+        if "gpu" in item.keywords and not has_gpu:
+            item.add_marker(skip_gpu)
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    return data_dir()
+
+
+@pytest.fixture(scope="session")
+def ade_gold(data_root: Path) -> list[Example]:
+    """ADE corpus v2: 4,272 positive examples then 16,688 ADE-NEG examples (read once per session)."""
+    from ade_distill.data.ade_corpus import read_ade_corpus
+
+    return read_ade_corpus(data_root / "ade_corpus_v2")
+
+
+@pytest.fixture(scope="session")
+def ade_positive(ade_gold: list[Example]) -> list[Example]:
+    return [e for e in ade_gold if e.relations]
+
+
+@pytest.fixture(scope="session")
+def teacher_outputs_dir(data_root: Path) -> Path:
+    return data_root / "teacher_outputs"
