@@ -57,9 +57,12 @@ def _root(
 
 
 def _data_root(data: Path | None) -> Path:
+    from ade_distill.errors import ConfigError
     from ade_distill.paths import data_dir
 
     if data is not None:
+        if not data.is_dir():
+            raise ConfigError(f"--data {str(data)!r} is not a folder; point it at the data folder")
         return data
     return data_dir()
 
@@ -79,7 +82,10 @@ def data_stats(
     from ade_distill.data.stats import corpus_stats
 
     if fmt not in ("table", "json"):
-        raise typer.BadParameter(f"--format must be table or json, not {fmt!r}")
+        # a ConfigError (not typer.BadParameter): main() turns it into one line and exit code 2
+        from ade_distill.errors import ConfigError
+
+        raise ConfigError(f"--format must be table or json, not {fmt!r}")
     stats = corpus_stats(_data_root(data))
     if fmt == "json":
         typer.echo(json.dumps(stats, indent=2))
@@ -175,21 +181,10 @@ _register_stages()
 
 
 def main() -> None:
-    """Console-script entry point: run the app, turning package errors into one clear line and exit code 2."""
+    """Console-script entry point. Usage errors are handled by click (exit 2, one message); package errors
+    (bad data, bad config, failing backend) are printed as one line, also with exit code 2 — no traceback."""
     try:
-        app(standalone_mode=False)
+        app()
     except AdeDistillError as err:
         err_console.print(f"[bold red]error:[/bold red] {err}", highlight=False, soft_wrap=True)
         sys.exit(2)
-    except typer.Abort:
-        err_console.print("aborted")
-        sys.exit(130)
-    except SystemExit:
-        raise
-    except Exception as err:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(err, click.exceptions.ClickException):
-            err.show()
-            sys.exit(err.exit_code)
-        raise

@@ -17,20 +17,25 @@ may lack offsets only when it is an ungrounded string returned by an LLM: then i
 
 from __future__ import annotations
 
+import gzip
 import json
+import logging
+import operator
 import os
-import tempfile
+import uuid
 from collections.abc import Iterable, Iterator
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ade_distill.errors import DataError
 
 if TYPE_CHECKING:
     from ade_distill.tasks.spec import TaskSpec
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "AlignmentStatus",
@@ -70,6 +75,20 @@ class Span(_Frozen):
     score: float | None = Field(default=None, ge=0.0, le=1.0)
     alignment: AlignmentStatus | None = None
     meta: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _integer_offsets(cls, value: Any) -> Any:
+        # Pydantic's lax mode would turn "12", 12.0 or true into 12; an offset written as anything but an
+        # integer is a bug in whatever wrote the record, so say so (numpy integers are accepted).
+        if value is None:
+            return None
+        if isinstance(value, (bool, str, bytes, float)):
+            raise ValueError(f"offsets must be integers, found {type(value).__name__} {value!r}")
+        try:
+            return operator.index(value)
+        except TypeError:
+            raise ValueError(f"offsets must be integers, found {type(value).__name__} {value!r}") from None
 
     @model_validator(mode="after")
     def _check_offsets(self) -> Span:
@@ -168,6 +187,24 @@ def check_labels(
             )
 
 
+def _check_argument_types(
+    example: Example, task: TaskSpec, *, path: str | Path | None = None, line: int | None = None
+) -> None:
+    """Raise :class:`DataError` if a relation's head/tail spans do not have the labels the task declares."""
+    spans = example.span_by_id()
+    for rel in example.relations:
+        for rt in task.relations:
+            if rt.label != rel.label:
+                continue
+            for role, ref, want in (("head", rel.head, rt.head), ("tail", rel.tail, rt.tail)):
+                got = spans[ref].label
+                if got != want:
+                    raise DataError(
+                        f"relation {rel.label!r} {role} {ref!r} is a {got} span; task {task.name!r} expects {want}",
+                        path=path, line=line, record_id=example.id,
+                    )
+
+
 def _clean(d: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if v is not None and not (k == "meta" and v == {})}
 
@@ -207,12 +244,16 @@ def parse_example(obj: Any, *, path: str | Path | None = None, line: int | None 
 
 
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
-    """Yield ``(line_number, decoded_object)`` for each non-blank line; errors name the file and line."""
+    """Yield ``(line_number, decoded_object)`` for each non-blank line; errors name the file and line.
+
+    A ``.gz`` file is decompressed on the fly.
+    """
     p = Path(path)
     if not p.is_file():
         raise DataError("file not found", path=p)
-    with p.open("rb") as fh:
-        for lineno, raw in enumerate(fh, start=1):
+    opener = gzip.open if p.suffix == ".gz" else open
+    with opener(p, "rb") as fh:
+        for lineno, raw in enumerate(_lines_or_error(fh, p), start=1):
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as err:
@@ -223,6 +264,19 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
                 yield lineno, json.loads(line)
             except json.JSONDecodeError as err:
                 raise DataError(f"malformed JSON: {err.msg} (column {err.colno})", path=p, line=lineno) from None
+
+
+def _lines_or_error(fh: Any, path: Path) -> Iterator[bytes]:
+    """Iterate the raw lines of a binary file, turning a corrupt/truncated gzip stream into a DataError."""
+    it = iter(fh)
+    while True:
+        try:
+            raw = next(it)
+        except StopIteration:
+            return
+        except (OSError, EOFError) as err:
+            raise DataError(f"cannot read: {err}", path=path) from None
+        yield raw
 
 
 def read_examples(
@@ -240,6 +294,7 @@ def read_examples(
         ex = parse_example(obj, path=path, line=lineno)
         if task is not None:
             check_labels(ex, task.entity_labels, task.relation_labels, path=path, line=lineno)
+            _check_argument_types(ex, task, path=path, line=lineno)
         if unique_ids:
             if ex.id in seen:
                 raise DataError("duplicate record id", path=path, line=lineno, record_id=ex.id)
@@ -251,7 +306,10 @@ def write_examples(path: str | Path, examples: Iterable[Example]) -> int:
     """Write examples as JSONL atomically (a temporary file renamed into place). Returns the count."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=p.name + ".", suffix=".tmp", dir=p.parent)
+    # Not tempfile.mkstemp: it creates the file with mode 0600, so the written file would not get the
+    # permissions (umask) an ordinary open() gives. O_EXCL keeps the name private to this call.
+    tmp = str(p.parent / f".{p.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     n = 0
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
@@ -259,6 +317,8 @@ def write_examples(path: str | Path, examples: Iterable[Example]) -> int:
                 fh.write(example_to_json(ex))
                 fh.write("\n")
                 n += 1
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, p)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -270,23 +330,39 @@ class JsonlAppender:
     """Append examples to a JSONL file, one flushed and fsynced line at a time (for resumable jobs).
 
     A line cut short by a crash is detected on reopening and truncated, so the file always holds whole
-    records only.
+    records only; the number of bytes cut is kept in ``truncated_bytes`` and logged as a warning.
     """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._truncate_partial_tail()
+        self.truncated_bytes = self._truncate_partial_tail()
         self._fh = self.path.open("a", encoding="utf-8", newline="\n")
 
-    def _truncate_partial_tail(self) -> None:
+    def _truncate_partial_tail(self) -> int:
+        """Cut an unterminated last line; return the number of bytes removed. Reads only the file's tail."""
         if not self.path.exists():
-            return
-        data = self.path.read_bytes()
-        if data and not data.endswith(b"\n"):
-            cut = data.rfind(b"\n") + 1
-            with self.path.open("r+b") as fh:
-                fh.truncate(cut)
+            return 0
+        with self.path.open("r+b") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            if size == 0:
+                return 0
+            fh.seek(size - 1)
+            if fh.read(1) == b"\n":
+                return 0
+            pos, cut, block = size, 0, 1 << 16
+            while pos > 0:  # scan backwards for the last newline
+                step = min(block, pos)
+                pos -= step
+                fh.seek(pos)
+                i = fh.read(step).rfind(b"\n")
+                if i != -1:
+                    cut = pos + i + 1
+                    break
+            fh.truncate(cut)
+        log.warning("%s: removed an incomplete last line (%d bytes) left by an interrupted run", self.path,
+                    size - cut)
+        return size - cut
 
     def write(self, example: Example) -> None:
         self._fh.write(example_to_json(example) + "\n")

@@ -5,14 +5,17 @@ sentence-level spans have to be located. Policy for a mention string that occurs
 
 1. **Anchor.** Every occurrence of every mention of the sentence proposes a sentence offset
    ``doc_begin - local_start``; the offset that explains the most distinct mentions is the sentence's document
-   offset (ties: the smaller). A repeated mention takes the occurrence at ``doc_begin - offset``
-   (resolved ``anchored``).
+   offset, provided it explains at least two of them and no other offset explains as many (an offset proposed
+   by one mention alone would only restate that mention's own guess). A repeated mention takes the occurrence
+   at ``doc_begin - offset`` (resolved ``anchored``). In the distributed file every sentence has such an anchor.
 2. **Pair distance.** Without an anchor, the (drug, effect) occurrence pair whose local distance equals the
    document distance ``drug_begin - effect_begin`` is taken (``pair_distance``).
 3. **First.** Otherwise the first occurrence (``first_occurrence``) — counted, never silent.
 
-A mention absent from its sentence is looked up case-insensitively (``case_insensitive``); if still absent it is
-counted as ``unlocated`` and its relation is dropped from the example — and listed in the report.
+A mention absent from its sentence is looked up case-insensitively (``case_insensitive``; the anchor picks among
+several such occurrences, else the first); if still absent it is counted as ``unlocated`` and its relation is
+dropped from the example — and listed in the report. Each line's offsets must satisfy
+``end - begin == len(mention)`` (half-open, as in the distributed file); a line that does not is malformed.
 
 ``ADE-NEG.txt`` sentences become examples with no spans (``meta.has_ade = False``). De-duplication policy:
 exact duplicate (PubMed ID, sentence) lines of ADE-NEG.txt are kept once (7 in the distributed file), and a
@@ -21,6 +24,7 @@ negative sentence identical to a positive one of the same PubMed ID would be dro
 
 from __future__ import annotations
 
+import re
 from collections import Counter, OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -134,9 +138,17 @@ def _read_rel_file(path: Path) -> Iterator[tuple[str, str, _RawRelation]]:
                               _parse_int(tail[2], "effect end", path, lineno))
             drug = _RawMention(tail[3], _parse_int(tail[4], "drug begin", path, lineno),
                                _parse_int(tail[5], "drug end", path, lineno))
+            if not sentence.strip():
+                raise DataError("empty sentence", path=path, line=lineno)
             for m, what in ((eff, "effect"), (drug, "drug")):
                 if not m.text:
                     raise DataError(f"empty {what} mention", path=path, line=lineno)
+                if m.begin < 0 or m.end - m.begin != len(m.text):
+                    raise DataError(
+                        f"{what} offsets [{m.begin}, {m.end}) do not fit mention {m.text!r} "
+                        f"(length {len(m.text)}; expected end - begin == length, begin >= 0)",
+                        path=path, line=lineno,
+                    )
             yield pmid, sentence, _RawRelation(lineno, eff, drug)
 
 
@@ -150,7 +162,12 @@ def _locate(
     for text, begin in distinct:
         for occ in set(_occurrences(sentence, text)):
             votes[begin - occ] += 1
-    offset = min(votes, key=lambda o: (-votes[o], o)) if votes else None
+    offset = None
+    if votes:
+        ranked = votes.most_common(2)
+        best, n_best = ranked[0]
+        if n_best >= 2 and (len(ranked) == 1 or ranked[1][1] < n_best):
+            offset = best
 
     def resolve(m: _RawMention, partner: _RawMention, r: _RawRelation) -> tuple[int, int] | None:
         occ = _occurrences(sentence, m.text)
@@ -169,7 +186,10 @@ def _locate(
                 else:
                     status, start = "first_occurrence", occ[0]
         else:
-            low = _occurrences(sentence.lower(), m.text.lower())
+            # a regex rather than str.lower(): lower() may change the length of some characters (e.g. 'İ'),
+            # which would shift every offset after them
+            low = [mt.start() for mt in re.finditer(re.escape(m.text), sentence, re.IGNORECASE)
+                   if mt.end() - mt.start() == len(m.text)]
             if low:
                 status, start = "case_insensitive", low[0]
                 if offset is not None and (m.begin - offset) in low:

@@ -6,7 +6,9 @@ The text is ``title + " " + abstract`` (the PubTator offset convention). Mention
 :class:`Relation` between the first mention of the chemical concept and the first mention of the disease concept,
 with the concept ids in ``relation.meta``. Document-level scoring compares concept pairs, so the choice of
 representative mention does not affect scores. A CID relation whose concept has no mention in the text is kept in
-``example.meta["unanchored_relations"]`` and counted — never dropped silently.
+``example.meta["unanchored_relations"]`` and counted — never dropped silently. A mention line repeating the
+offsets and type of an earlier one in the same document is merged into it (its concept ids are added) and
+counted in ``duplicate_mentions``; a repeated CID line is merged and counted in ``duplicate_relations``.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ class CdrReport:
     mentions: dict[str, int] = field(default_factory=dict)
     cid_relations: int = 0
     unanchored_relations: int = 0
+    duplicate_mentions: int = 0
+    duplicate_relations: int = 0
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -40,6 +44,8 @@ class CdrReport:
             "mentions": dict(sorted(self.mentions.items())),
             "cid_relations": self.cid_relations,
             "unanchored_relations": self.unanchored_relations,
+            "duplicate_mentions": self.duplicate_mentions,
+            "duplicate_relations": self.duplicate_relations,
         }
 
 
@@ -67,18 +73,22 @@ def _parse_document(path: Path, block: list[tuple[int, str]], report: CdrReport)
                         path=path, line=block[0][0])
     pmid, _, title = block[0][1].partition("|t|")
     pmid2, _, abstract = block[1][1].partition("|a|")
+    if not pmid.isdigit():
+        raise DataError(f"PubMed ID {pmid!r} is not numeric", path=path, line=block[0][0])
     if pmid != pmid2:
         raise DataError(f"title PMID {pmid!r} and abstract PMID {pmid2!r} differ", path=path, line=block[1][0])
     text = f"{title} {abstract}"
     spans: list[Span] = []
     first_mention: dict[tuple[str, str], str] = {}
     cids: list[tuple[int, str, str]] = []
-    seen_offsets: set[tuple[int, int, str]] = set()
+    seen_offsets: dict[tuple[int, int, str], int] = {}
     for lineno, line in block[2:]:
         cols = line.split("\t")
         if len(cols) >= 2 and cols[1] == "CID":
-            if len(cols) < 4:
+            if len(cols) < 4 or not cols[2] or not cols[3]:
                 raise DataError("CID line needs 'PMID<TAB>CID<TAB>chemical<TAB>disease'", path=path, line=lineno)
+            if cols[0] != pmid:
+                raise DataError(f"PMID {cols[0]!r} inside document {pmid!r}", path=path, line=lineno)
             cids.append((lineno, cols[2], cols[3]))
             continue
         if len(cols) < 6:
@@ -97,10 +107,18 @@ def _parse_document(path: Path, block: list[tuple[int, str]], report: CdrReport)
         if text[start:end] != cols[3]:
             raise DataError(f"mention {cols[3]!r} differs from text[{start}:{end}] = {text[start:end]!r}",
                             path=path, line=lineno)
-        if (start, end, label) in seen_offsets:
-            continue
-        seen_offsets.add((start, end, label))
         concepts = [c for c in cols[5].split("|") if c and c != "-1"]
+        if (start, end, label) in seen_offsets:
+            # the same mention annotated twice: keep one span, union of concept ids, and count it
+            report.duplicate_mentions += 1
+            i = seen_offsets[(start, end, label)]
+            old = spans[i]
+            merged = list(dict.fromkeys([*old.meta["concepts"], *concepts]))
+            spans[i] = old.model_copy(update={"meta": {**old.meta, "concepts": merged}})
+            for c in merged:
+                first_mention.setdefault((label, c), old.id)
+            continue
+        seen_offsets[(start, end, label)] = len(spans)
         sid = f"T{len(spans) + 1}"
         spans.append(Span(id=sid, label=label, start=start, end=end, text=cols[3], meta={"concepts": concepts}))
         report.mentions[label] = report.mentions.get(label, 0) + 1
@@ -108,7 +126,12 @@ def _parse_document(path: Path, block: list[tuple[int, str]], report: CdrReport)
             first_mention.setdefault((label, c), sid)
     relations: list[Relation] = []
     unanchored: list[dict[str, str]] = []
+    seen_cids: set[tuple[str, str]] = set()
     for _lineno, chem, dis in cids:
+        if (chem, dis) in seen_cids:
+            report.duplicate_relations += 1
+            continue
+        seen_cids.add((chem, dis))
         report.cid_relations += 1
         h, t = first_mention.get(("CHEMICAL", chem)), first_mention.get(("DISEASE", dis))
         if h is None or t is None:
@@ -129,8 +152,14 @@ def iter_pubtator(path: str | Path, report: CdrReport | None = None) -> Iterator
     if not p.is_file():
         raise DataError("file not found", path=p)
     report = report if report is not None else CdrReport()
-    for _first, block in _blocks(p):
-        yield _parse_document(p, block, report)
+    seen: set[str] = set()
+    for first, block in _blocks(p):
+        ex = _parse_document(p, block, report)
+        if ex.id in seen:
+            raise DataError("duplicate document (PubMed ID seen earlier in the file)", path=p, line=first,
+                            record_id=ex.id)
+        seen.add(ex.id)
+        yield ex
 
 
 def read_cdr(folder: str | Path, split: str, report: CdrReport | None = None) -> list[Example]:

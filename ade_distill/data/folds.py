@@ -87,8 +87,23 @@ class Folds:
             out = cls(raw["corpus"], int(raw["k"]), int(raw["seed"]), folds, groups, raw["corpus_hash"])
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise DataError(f"not a folds file written by `ade-distill data folds`: {err}", path=p) from None
+        if raw.get("format_version") != FORMAT_VERSION:
+            raise DataError(
+                f"format_version {raw.get('format_version')!r} is not {FORMAT_VERSION}; regenerate it with "
+                f"`ade-distill data folds`",
+                path=p,
+            )
         if len(out.folds) != out.k:
             raise DataError(f"declares k={out.k} but holds {len(out.folds)} folds", path=p)
+        for what, parts in (("example id", out.folds), ("PubMed ID", out.groups)):
+            seen: set[str] = set()
+            for j, ids in enumerate(parts):
+                for i in ids:
+                    if not isinstance(i, str):
+                        raise DataError(f"fold {j}: {what} {i!r} is not a string", path=p)
+                    if i in seen:
+                        raise DataError(f"{what} {i!r} is in two folds (or twice in fold {j})", path=p)
+                    seen.add(i)
         return out
 
 
@@ -104,11 +119,21 @@ def corpus_hash(examples: Sequence[Example]) -> str:
 
 
 def make_folds(examples: Sequence[Example], k: int, seed: int, corpus: str) -> Folds:
-    """Assign examples to ``k`` folds grouped by PubMed ID (``meta.pmid``, else ``meta.doc_id``, else id)."""
+    """Assign examples to ``k`` folds grouped by PubMed ID (``meta.pmid``, else ``meta.doc_id``, else id).
+
+    Raises:
+        ConfigError: ``k < 2`` or fewer documents than folds.
+        DataError: two examples share an id.
+    """
     if k < 2:
         raise ConfigError(f"k must be at least 2, got {k}")
     by_group: dict[str, list[Example]] = defaultdict(list)
+    seen: set[str] = set()
     for ex in examples:
+        if ex.id in seen:
+            raise DataError("duplicate example id: folds are lists of ids, so ids must be unique",
+                            record_id=ex.id)
+        seen.add(ex.id)
         by_group[_group_of(ex)].append(ex)
     if len(by_group) < k:
         raise ConfigError(f"cannot make {k} folds from {len(by_group)} documents")

@@ -21,15 +21,32 @@ HF_NAME = "ade_corpus_v2"
 HF_CONFIG = "Ade_corpus_v2_drug_ade_relation"
 
 
-def _first(indexes: Mapping[str, Any], key: str, text: str, mention: str, row: int) -> tuple[int, int]:
+def _occurrence_lists(indexes: Any, key: str) -> tuple[list[int], list[int]]:
+    """Starts and ends listed for ``key``: a dict of lists (``datasets.Sequence`` of a dict, the hub's
+    shape) or a list of ``{start_char, end_char}`` dicts (``datasets.List`` of a dict). Missing → empty."""
     try:
-        starts = list(indexes[key]["start_char"])
-        ends = list(indexes[key]["end_char"])
-    except (KeyError, TypeError):
-        starts, ends = [], []
-    if starts and ends:
-        s, e = int(starts[0]), int(ends[0])
-        if text[s:e] == mention:
+        entry = indexes[key]
+    except (KeyError, TypeError, IndexError):
+        return [], []
+    if isinstance(entry, Mapping):
+        starts, ends = entry.get("start_char") or [], entry.get("end_char") or []
+        return [int(x) for x in starts], [int(x) for x in ends]
+    if isinstance(entry, (list, tuple)):
+        pairs = [(d.get("start_char"), d.get("end_char")) for d in entry if isinstance(d, Mapping)]
+        pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
+        return [int(a) for a, _ in pairs], [int(b) for _, b in pairs]
+    return [], []
+
+
+def _first(indexes: Any, key: str, text: str, mention: str, row: int) -> tuple[int, int]:
+    """The first listed occurrence of ``mention`` whose slice equals it, else its first occurrence in the text.
+
+    The hub computed the indexes with an unescaped ``re.finditer(mention, text)``, so a mention holding regex
+    metacharacters ("(", "+", ".") may have no, or wrong, listed occurrences: each is checked against the text.
+    """
+    starts, ends = _occurrence_lists(indexes, key)
+    for s, e in zip(starts, ends, strict=False):  # a malformed row may list unequal counts
+        if 0 <= s < e <= len(text) and text[s:e] == mention:
             return s, e
     i = text.find(mention)
     if i < 0:
@@ -38,12 +55,24 @@ def _first(indexes: Mapping[str, Any], key: str, text: str, mention: str, row: i
 
 
 def examples_from_rows(rows: Iterable[Mapping[str, Any]]) -> list[Example]:
-    """Turn rows with the hub schema into examples (one per distinct sentence text)."""
+    """Turn rows with the hub schema into examples (one per distinct sentence text).
+
+    ``meta.rows`` is the number of hub rows merged into the example; it exceeds the number of relations when
+    two rows of a sentence resolve to the same pair of spans (a repeated mention, see the module docstring).
+
+    Raises:
+        DataError: a column is missing or not a string, or a mention does not occur in its text (the message
+            names the 0-based row).
+    """
     groups: OrderedDict[str, list[tuple[int, int, int, int]]] = OrderedDict()
     for i, row in enumerate(rows):
         for col in ("text", "drug", "effect", "indexes"):
             if col not in row:
                 raise DataError(f"missing column {col!r} (is this the {HF_CONFIG} config?)", record_id=f"row {i}")
+        for col in ("text", "drug", "effect"):
+            if not isinstance(row[col], str) or not row[col]:
+                raise DataError(f"column {col!r} must be a non-empty string, found {row[col]!r}",
+                                record_id=f"row {i}")
         text = row["text"]
         d = _first(row["indexes"], "drug", text, row["drug"], i)
         e = _first(row["indexes"], "effect", text, row["effect"], i)
@@ -57,12 +86,13 @@ def examples_from_rows(rows: Iterable[Mapping[str, Any]]) -> list[Example]:
         ordered = sorted(keys, key=lambda k: (k[1], k[2], k[0]))
         ids = {k: f"T{j + 1}" for j, k in enumerate(ordered)}
         spans = tuple(Span(id=ids[k], label=k[0], start=k[1], end=k[2], text=text[k[1]:k[2]]) for k in ordered)
-        rels = tuple(OrderedDict.fromkeys(
-            Relation(head=ids[("DRUG", ds, de)], tail=ids[("ADE", es, ee)], label="ADE") for ds, de, es, ee in pairs
-        ))
+        # de-duplicate on (head, tail) ids: Relation itself is unhashable (its ``meta`` is a dict)
+        arg_pairs = dict.fromkeys((ids[("DRUG", ds, de)], ids[("ADE", es, ee)]) for ds, de, es, ee in pairs)
+        rels = tuple(Relation(head=h, tail=t, label="ADE") for h, t in arg_pairs)
         digest = hashlib.sha1(text.encode()).hexdigest()[:12]
         out.append(Example(id=f"hf_{digest}", text=text, spans=spans, relations=rels,
-                           meta={"doc_id": digest, "source": f"hf:{HF_NAME}", "has_ade": True}))
+                           meta={"doc_id": digest, "source": f"hf:{HF_NAME}", "has_ade": True,
+                                 "rows": len(pairs)}))
     return out
 
 

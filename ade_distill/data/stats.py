@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -10,10 +9,27 @@ from typing import Any
 from ade_distill.data.ade_corpus import AdeReport, count_dose_relations, read_ade_corpus
 from ade_distill.data.cdr import SPLIT_FILES, CdrReport, read_cdr
 from ade_distill.data.unlabeled import count_medline, iter_abstracts_jsonl
+from ade_distill.errors import ConfigError, DataError
+from ade_distill.records import iter_jsonl
+
+KNOWN_FOLDERS = ("ade_corpus_v2", "bc5cdr", "pubmed_unlabeled", "teacher_outputs")
 
 
 def corpus_stats(root: Path) -> dict[str, Any]:
-    """Read every corpus present under ``root`` and return nested counts (JSON-serializable)."""
+    """Read every corpus present under ``root`` and return nested counts (JSON-serializable).
+
+    Raises:
+        ConfigError: ``root`` is not a folder or holds none of the known corpus folders (an empty table
+            would look like success).
+        DataError: a corpus file is malformed.
+    """
+    if not root.is_dir():
+        raise ConfigError(f"data folder {str(root)!r} does not exist; set $ADE_DISTILL_DATA or pass --data")
+    if not any((root / name).is_dir() for name in KNOWN_FOLDERS):
+        raise ConfigError(
+            f"no corpus found in {str(root)!r}: expected at least one of {list(KNOWN_FOLDERS)}; "
+            f"set $ADE_DISTILL_DATA or pass --data"
+        )
     out: dict[str, Any] = {"data_dir": str(root)}
     ade_dir = root / "ade_corpus_v2"
     if ade_dir.is_dir():
@@ -42,9 +58,9 @@ def corpus_stats(root: Path) -> dict[str, Any]:
         out["teacher_outputs"] = {}
         for f in sorted(tdir.glob("*.jsonl")):
             reasons: Counter[str] = Counter()
-            with f.open(encoding="utf-8") as fh:
-                for line in fh:
-                    if line.strip():
-                        reasons[str(json.loads(line).get("finish_reason"))] += 1
+            for lineno, obj in iter_jsonl(f):
+                if not isinstance(obj, dict):
+                    raise DataError(f"expected a JSON object, found {type(obj).__name__}", path=f, line=lineno)
+                reasons[str(obj.get("finish_reason"))] += 1
             out["teacher_outputs"][f.name] = {"responses": sum(reasons.values()), "finish_reason": dict(sorted(reasons.items()))}
     return out

@@ -16,7 +16,7 @@ from xml.etree import ElementTree as ET
 
 from ade_distill.data.sentences import split_sentences
 from ade_distill.errors import DataError
-from ade_distill.records import Example, iter_jsonl, parse_example
+from ade_distill.records import Example, iter_jsonl, read_examples
 
 
 def _open_binary(path: Path) -> IO[bytes]:
@@ -29,18 +29,25 @@ def _node_text(el: ET.Element) -> str:
     return "".join(el.itertext()).strip()
 
 
-def iter_medline_xml(path: str | Path) -> Iterator[Example]:
-    """Stream citations with an abstract from a PubMed/MEDLINE XML file (``MedlineCitationSet`` or
-    ``PubmedArticleSet``; gzip allowed). Text is ``title + " " + abstract``; structured abstract sections keep
-    their label as ``"LABEL: text"`` (the style of the ADE corpus sentences). Citations without an abstract are
-    not documents and are not yielded; :func:`count_medline` reports how many there are.
-    """
-    p = Path(path)
+def _iter_citations(p: Path) -> Iterator[tuple[str, Example | None]]:
+    """Yield ``(pmid, document or None when the citation has no abstract)`` per ``MedlineCitation``."""
     if not p.is_file():
         raise DataError("file not found", path=p)
     try:
         with _open_binary(p) as fh:
-            for _event, el in ET.iterparse(fh, events=("end",)):
+            context = ET.iterparse(fh, events=("start", "end"))
+            root: ET.Element | None = None
+            for event, el in context:
+                if event == "start":
+                    if root is None:
+                        root = el
+                    continue
+                if el.tag in ("PubmedArticle", "PubmedBookArticle") and root is not None:
+                    # the article wrapper also holds PubmedData (history, references): free it, or a
+                    # baseline file of 30,000 articles would stay in memory
+                    el.clear()
+                    root.clear()
+                    continue
                 if el.tag != "MedlineCitation":
                     continue
                 pmid_el = el.find("PMID")
@@ -55,12 +62,15 @@ def iter_medline_xml(path: str | Path) -> Iterator[Example]:
                     label = at.get("Label")
                     parts.append(f"{label}: {body}" if label else body)
                 el.clear()
-                if pmid is None:
+                if root is not None and root.tag == "MedlineCitationSet":
+                    root.clear()
+                if not pmid:
                     raise DataError("MedlineCitation without PMID", path=p)
                 if not parts:
+                    yield pmid, None
                     continue
                 text = f"{title} {' '.join(parts)}".strip()
-                yield Example(id=pmid, text=text, meta={"pmid": pmid, "source": p.name, "title_end": len(title)})
+                yield pmid, Example(id=pmid, text=text, meta={"pmid": pmid, "source": p.name, "title_end": len(title)})
     except ET.ParseError as err:
         line = err.position[0] if hasattr(err, "position") else None
         raise DataError(f"malformed XML: {err}", path=p, line=line) from None
@@ -68,25 +78,49 @@ def iter_medline_xml(path: str | Path) -> Iterator[Example]:
         raise DataError(f"cannot read: {err}", path=p) from None
 
 
-def count_medline(path: str | Path) -> dict[str, int]:
-    """Count citations and citations with abstracts in a MEDLINE XML file."""
+def iter_medline_xml(path: str | Path) -> Iterator[Example]:
+    """Stream citations with an abstract from a PubMed/MEDLINE XML file (``MedlineCitationSet`` or
+    ``PubmedArticleSet``; gzip allowed). Text is ``title + " " + abstract``; structured abstract sections keep
+    their label as ``"LABEL: text"`` (the style of the ADE corpus sentences). Citations without an abstract are
+    not documents and are not yielded; :func:`count_medline` reports how many there are.
+
+    Raises:
+        DataError: missing file, malformed or truncated XML (with the line), corrupt gzip, a citation
+            without PMID, or a PMID that occurs twice in the file.
+    """
     p = Path(path)
-    total = 0
-    with _open_binary(p) as fh:
-        for _event, el in ET.iterparse(fh, events=("end",)):
-            if el.tag == "MedlineCitation":
-                total += 1
-                el.clear()
-    with_abstract = sum(1 for _ in iter_medline_xml(p))
+    seen: set[str] = set()
+    for pmid, doc in _iter_citations(p):
+        if pmid in seen:
+            raise DataError("citation occurs twice in the file", path=p, record_id=pmid)
+        seen.add(pmid)
+        if doc is not None:
+            yield doc
+
+
+def count_medline(path: str | Path) -> dict[str, int]:
+    """Count citations and citations with abstracts in a MEDLINE XML file (one pass; errors as DataError)."""
+    total = with_abstract = 0
+    for _pmid, doc in _iter_citations(Path(path)):
+        total += 1
+        with_abstract += doc is not None
     return {"citations": total, "with_abstract": with_abstract}
 
 
 def iter_abstracts_jsonl(path: str | Path) -> Iterator[Example]:
     """Stream ``{"pmid", "text", ...}`` abstracts (the format of ``pubmed_abstracts.jsonl``)."""
+    seen: set[str] = set()
     for lineno, obj in iter_jsonl(path):
         if not isinstance(obj, dict) or not isinstance(obj.get("text"), str) or "pmid" not in obj:
             raise DataError("expected an object with string 'text' and 'pmid'", path=path, line=lineno)
-        pmid = str(obj["pmid"])
+        raw_pmid = obj["pmid"]
+        if isinstance(raw_pmid, bool) or not isinstance(raw_pmid, (str, int)) or not str(raw_pmid).strip():
+            raise DataError(f"'pmid' must be a non-empty string or integer, found {raw_pmid!r}", path=path,
+                            line=lineno)
+        pmid = str(raw_pmid).strip()
+        if pmid in seen:
+            raise DataError("duplicate pmid", path=path, line=lineno, record_id=pmid)
+        seen.add(pmid)
         meta = {k: v for k, v in obj.items() if k not in ("text",)}
         meta["pmid"] = pmid
         yield Example(id=pmid, text=obj["text"], meta=meta)
@@ -136,8 +170,7 @@ def iter_documents(path: str | Path, fmt: str | None = None) -> Iterator[Example
     """Stream documents or records from any supported input file (format sniffed unless given)."""
     fmt = fmt or sniff_format(path)
     if fmt == "records":
-        for lineno, obj in iter_jsonl(path):
-            yield parse_example(obj, path=path, line=lineno)
+        yield from read_examples(path)
     elif fmt == "abstracts":
         yield from iter_abstracts_jsonl(path)
     elif fmt == "medline":
@@ -149,8 +182,19 @@ def iter_documents(path: str | Path, fmt: str | None = None) -> Iterator[Example
 
 
 def to_sentences(documents: Iterable[Example]) -> Iterator[Example]:
-    """Split documents into sentence examples ``{doc_id}_s{k}`` with ``meta.doc_start`` (offset in the doc)."""
+    """Split documents into sentence examples ``{doc_id}_s{k}`` with ``meta.doc_start`` (offset in the doc).
+
+    Raises:
+        DataError: a document carries spans or relations — they would be lost by the split, so unlabeled
+            documents only.
+    """
     for doc in documents:
+        if doc.spans or doc.relations:
+            raise DataError(
+                f"to_sentences splits unlabeled documents; this one has {len(doc.spans)} spans and "
+                f"{len(doc.relations)} relations that the split would drop",
+                record_id=doc.id,
+            )
         for k, (start, end) in enumerate(split_sentences(doc.text)):
             meta = {kk: v for kk, v in doc.meta.items() if kk not in ("title_end",)}
             meta.update({"doc_id": doc.id, "sentence_index": k, "doc_start": start})

@@ -62,19 +62,28 @@ class TaskSpec(BaseModel):
         keys = [e.key for e in self.entities]
         if len(set(keys)) != len(keys):
             raise ValueError(f"entity output keys must be unique, got {keys}")
+        rel_labels = [r.label for r in self.relations]
+        if len(set(rel_labels)) != len(rel_labels):
+            raise ValueError(f"relation labels must be unique, got {rel_labels}")
         for rel in self.relations:
             for role, lab in (("head", rel.head), ("tail", rel.tail)):
                 if lab not in labels:
                     raise ValueError(f"relation {rel.label!r} {role} {lab!r} is not an entity label {labels}")
-        rel = self.relations[0]
-        need = {self.entity(rel.head).key, self.entity(rel.tail).key}
+        # a demonstration relation names its arguments by the output keys of one relation type (the primary
+        # one for single-relation tasks)
+        allowed = [{self.entity(r.head).key, self.entity(r.tail).key} for r in self.relations]
         for i, demo in enumerate(self.demonstrations):
             for item in demo.relations:
-                if set(item) != need:
-                    raise ValueError(f"demonstration {i}: relation keys {sorted(item)} != {sorted(need)}")
-                for value in item.values():
+                if set(item) not in allowed:
+                    raise ValueError(
+                        f"demonstrations.{i}: relation keys {sorted(item)} != {sorted(allowed[0])}"
+                        + (f" (or one of {[sorted(a) for a in allowed[1:]]})" if len(allowed) > 1 else "")
+                    )
+                for key, value in item.items():
+                    if not value.strip():
+                        raise ValueError(f"demonstrations.{i}: {key!r} is empty")
                     if value not in demo.text:
-                        raise ValueError(f"demonstration {i}: {value!r} does not occur in its text")
+                        raise ValueError(f"demonstrations.{i}: {key} {value!r} does not occur in its text")
         return self
 
     # -- convenience -------------------------------------------------------------------------------------
@@ -126,8 +135,18 @@ def load_task(name_or_path: str | Path) -> TaskSpec:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: cannot read the task file: {err}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"{path}: invalid task spec: expected a mapping with name, description, entities, relations; "
+            f"found {type(raw).__name__}"
+        )
     try:
         return TaskSpec.model_validate(raw)
     except ValidationError as err:
-        msgs = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+        msgs = "; ".join(
+            (f"{'.'.join(map(str, e['loc']))}: " if e["loc"] else "") + e["msg"].removeprefix("Value error, ")
+            for e in err.errors()
+        )
         raise ConfigError(f"{path}: invalid task spec: {msgs}") from None
