@@ -1,9 +1,96 @@
-"""CLI commands of the teacher stage (registered by ade_distill.cli)."""
+"""CLI commands of the teacher stage (registered by ade_distill.cli): ``ade-distill label``."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
 
+def _load_inputs(path: Path, fmt: str | None, task_unit: str, split: str) -> list:
+    from ade_distill.data.unlabeled import iter_documents, sniff_format, to_sentences
+    from ade_distill.errors import ConfigError
+
+    fmt = fmt or sniff_format(path)
+    docs = iter_documents(path, fmt)
+    if split not in ("auto", "yes", "no"):
+        raise ConfigError(f"--split-sentences must be auto, yes or no, got {split!r}")
+    do_split = split == "yes" or (split == "auto" and fmt != "records" and task_unit == "sentence")
+    return list(to_sentences(docs) if do_split else docs)
+
+
 def register(app: typer.Typer) -> None:
-    """Add this stage's commands to the root app (none yet)."""
+    """Add ``label`` to the root app."""
+
+    @app.command("label")
+    def label(
+        teacher: Annotated[str, typer.Option("--teacher", help="openai:MODEL | openai-compatible:URL:MODEL | "
+                                             "azure:ENDPOINT:DEPLOYMENT | hf:PATH_OR_NAME | replay:FILE")],
+        input: Annotated[Path, typer.Option("--input", help="Records JSONL (text labeled as is), abstracts JSONL, "
+                                            "MEDLINE XML(.gz) or text (split into sentences for sentence tasks).")],
+        out: Annotated[Path, typer.Option("--out", help="Silver JSONL; an existing file is resumed.")],
+        task: Annotated[str, typer.Option("--task", help="ade, cdr or a task YAML.")] = "ade",
+        concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Simultaneous requests.")] = 8,
+        max_cost: Annotated[float | None, typer.Option("--max-cost", help="Budget in USD for new calls.")] = None,
+        dry_run: Annotated[bool, typer.Option("--dry-run", help="Estimate tokens and cost; make no call.")] = False,
+        local_only: Annotated[bool, typer.Option("--local-only", help="Refuse non-loopback/private endpoints.")] = False,
+        cache: Annotated[Path | None, typer.Option("--cache", help="SQLite response cache "
+                                                   "(default: OUT's folder/teacher_cache.sqlite).")] = None,
+        shots: Annotated[int, typer.Option("--shots", min=0, help="k demonstrations per prompt.")] = 0,
+        demo_pool: Annotated[Path | None, typer.Option("--demo-pool", help="Labeled records JSONL to draw "
+                                                       "demonstrations from (never test data).")] = None,
+        demo_strategy: Annotated[str, typer.Option("--demo-strategy", help="random or nearest.")] = "random",
+        seed: Annotated[int, typer.Option("--seed")] = 0,
+        input_format: Annotated[str | None, typer.Option("--input-format", help="records, abstracts, medline, "
+                                                         "text (default: sniffed).")] = None,
+        split_sentences: Annotated[str, typer.Option("--split-sentences", help="auto, yes or no.")] = "auto",
+        prices: Annotated[Path | None, typer.Option("--prices", help="Price YAML overriding the shipped one.")] = None,
+        response_format: Annotated[str, typer.Option("--response-format", help="auto, json_schema, json_object, "
+                                                     "function or text.")] = "auto",
+        timeout: Annotated[float, typer.Option("--timeout", help="Seconds per request.")] = 60.0,
+        retries: Annotated[int, typer.Option("--retries", min=0, help="Retries of transient errors.")] = 5,
+        backoff: Annotated[float, typer.Option("--backoff", help="First backoff wait in seconds.")] = 1.0,
+        max_tokens: Annotated[int, typer.Option("--max-tokens", min=1)] = 1024,
+        api_version: Annotated[str | None, typer.Option("--api-version", help="Azure API version.")] = None,
+        summary_json: Annotated[Path | None, typer.Option("--summary-json", help="Also write the summary.")] = None,
+        no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
+    ) -> None:
+        """Label unlabeled text with an LLM teacher → silver records (cached, resumable, grounded to offsets)."""
+        from rich.console import Console
+
+        from ade_distill.records import read_examples
+        from ade_distill.tasks.spec import load_task
+        from ade_distill.teacher.label import RetryPolicy, estimate_job, label_examples
+
+        console = Console(stderr=False)
+        spec = load_task(task)
+        examples = _load_inputs(input, input_format, spec.unit, split_sentences)
+        pool = list(read_examples(demo_pool, task=spec)) if demo_pool is not None else None
+        common: dict[str, Any] = dict(cache_path=cache, shots=shots, demo_pool=pool, demo_strategy=demo_strategy, seed=seed,
+                      prices=prices, local_only=local_only, response_format=response_format, max_tokens=max_tokens)
+        if dry_run:
+            est = estimate_job(spec, teacher, examples, out, **common)
+            cost = "unknown (model not in the price table)" if est.cost_usd is None else f"${est.cost_usd:,.4f}"
+            console.print(
+                f"dry run for {est.model}: {est.records:,} records to label ({est.cached:,} already cached); "
+                f"~{est.prompt_tokens:,} prompt + ~{est.completion_tokens:,} completion tokens "
+                f"(~4 characters a token, {est.completion_tokens // max(1, est.records - est.cached)} output tokens "
+                f"a record); estimated cost {cost}. No call was made."
+            )
+            if summary_json is not None:
+                summary_json.write_text(json.dumps(est.to_dict(), indent=2) + "\n", encoding="utf-8")
+            return
+        summary = label_examples(
+            spec, teacher, examples, out, concurrency=concurrency, max_cost=max_cost, progress=not no_progress,
+            timeout=timeout, retry=RetryPolicy(attempts=retries + 1, initial=backoff), api_version=api_version,
+            **common,
+        )
+        console.print(summary)
+        if summary.stopped_by_budget:
+            console.print(f"[yellow]stopped at the budget of ${max_cost:g}: {summary.remaining:,} records remain; "
+                          "rerun with a higher --max-cost to resume[/yellow]")
+        console.print(f"wrote {out}")
+        if summary_json is not None:
+            summary_json.write_text(json.dumps(summary.to_dict(), indent=2) + "\n", encoding="utf-8")

@@ -1,0 +1,129 @@
+"""Teacher backends behind one interface (:class:`~ade_distill.teacher.backends.base.Backend`).
+
+Specs accepted by :func:`make_backend`:
+
+* ``openai:MODEL`` — api.openai.com, key from ``$OPENAI_API_KEY``;
+* ``openai-compatible:URL:MODEL`` — e.g. ``openai-compatible:http://127.0.0.1:8000/v1:Qwen/Qwen2.5-7B-Instruct``
+  (vLLM, Ollama, llama.cpp server); optional key from ``$ADE_DISTILL_API_KEY`` (never ``$OPENAI_API_KEY``, so
+  an OpenAI key is not sent to another host);
+* ``azure:ENDPOINT:DEPLOYMENT`` — Azure OpenAI, key from ``$AZURE_OPENAI_API_KEY``, API version from
+  ``api_version`` or ``$OPENAI_API_VERSION``;
+* ``hf:PATH_OR_NAME`` — a local Hugging Face causal LM with a chat template;
+* ``replay:FILE`` — recorded responses, looked up by input text.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ade_distill.errors import ConfigError
+from ade_distill.teacher.backends.base import Backend, TeacherRequest, TeacherResponse, TransientError
+
+__all__ = [
+    "Backend", "TeacherRequest", "TeacherResponse", "TransientError", "TeacherSpec", "parse_teacher_spec",
+    "make_backend", "check_local_host",
+]
+
+_URL_MODEL = re.compile(r"^(https?://[^/\s]+(?:/[^:\s]*)?):(.+)$")
+_KINDS = ("openai", "openai-compatible", "azure", "hf", "replay")
+_LOCAL_NETS = [ipaddress.ip_network(n) for n in
+               ("127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")]
+
+
+@dataclass(frozen=True)
+class TeacherSpec:
+    kind: str
+    model: str
+    url: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.url}:{self.model}" if self.url else f"{self.kind}:{self.model}"
+
+
+def parse_teacher_spec(spec: str) -> TeacherSpec:
+    """Split a ``--teacher`` value into kind, model and URL.
+
+    Raises:
+        ConfigError: unknown kind or missing parts (the message lists the accepted forms).
+    """
+    forms = "openai:MODEL, openai-compatible:URL:MODEL, azure:ENDPOINT:DEPLOYMENT, hf:PATH_OR_NAME, replay:FILE"
+    kind, sep, rest = spec.partition(":")
+    if not sep or kind not in _KINDS or not rest:
+        raise ConfigError(f"invalid teacher {spec!r}; expected one of: {forms}")
+    if kind in ("openai-compatible", "azure"):
+        m = _URL_MODEL.match(rest)
+        if not m:
+            raise ConfigError(f"invalid teacher {spec!r}; expected {kind}:http(s)://HOST[:PORT][/PATH]:MODEL")
+        return TeacherSpec(kind, m.group(2), m.group(1))
+    return TeacherSpec(kind, rest)
+
+
+def _is_local_ip(addr: str) -> bool:
+    ip = ipaddress.ip_address(addr.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in net for net in _LOCAL_NETS)
+
+
+def check_local_host(host: str | None) -> None:
+    """Raise :class:`ConfigError` unless ``host`` (a name or address) resolves only to loopback or private
+    addresses (127.0.0.0/8, ::1, 10/8, 172.16/12, 192.168/16, fc00::/7)."""
+    if not host:
+        raise ConfigError("--local-only: the teacher endpoint has no host")
+    try:
+        addrs = {str(ai[4][0]) for ai in socket.getaddrinfo(host, None)}
+    except socket.gaierror as err:
+        raise ConfigError(f"--local-only: cannot resolve teacher host {host!r} ({err}); refusing") from None
+    bad = sorted(a for a in addrs if not _is_local_ip(a))
+    if not addrs or bad:
+        raise ConfigError(
+            f"--local-only: teacher host {host!r} resolves to non-local address(es) {bad}; only loopback and "
+            "private networks are allowed (use a local server or a replay/hf teacher)"
+        )
+
+
+def make_backend(
+    spec: str,
+    *,
+    local_only: bool = False,
+    timeout: float = 60.0,
+    response_format: str = "auto",
+    api_version: str | None = None,
+    api_key_env: str | None = None,
+) -> Any:
+    """Build the backend for a ``--teacher`` spec (no network I/O; ``local_only`` checks the host first).
+
+    Raises:
+        ConfigError: bad spec, missing API key, or a non-local endpoint under ``local_only``.
+    """
+    ts = parse_teacher_spec(spec)
+    if ts.kind == "replay":
+        from ade_distill.teacher.backends.replay import ReplayBackend
+
+        return ReplayBackend(Path(ts.model))
+    if ts.kind == "hf":
+        from ade_distill.teacher.backends.hf_backend import HFBackend
+
+        return HFBackend(ts.model, local_files_only=local_only)
+    from ade_distill.teacher.backends.openai_backend import OpenAIBackend
+
+    if response_format not in ("auto", "json_schema", "json_object", "function", "text"):
+        raise ConfigError(f"response format {response_format!r}: expected auto, json_schema, json_object, "
+                          "function or text")
+    base_url = ts.url if ts.kind != "openai" else None
+    if local_only:
+        from urllib.parse import urlparse
+
+        if ts.kind == "openai":
+            raise ConfigError("--local-only refuses openai:MODEL (api.openai.com is not a local endpoint); use "
+                              "openai-compatible:URL:MODEL with a local server, hf:MODEL or replay:FILE")
+
+        check_local_host(urlparse(base_url).hostname if base_url else "api.openai.com")
+    return OpenAIBackend(ts.kind, ts.model, base_url=base_url, timeout=timeout, api_version=api_version,
+                         response_format=response_format,  # type: ignore[arg-type]
+                         api_key_env=api_key_env)
