@@ -1,9 +1,77 @@
-"""CLI commands of the experiments stage (registered by ade_distill.cli)."""
+"""`ade-distill reproduce CONFIG.yaml` — the main job (registered by ade_distill.cli)."""
 
 from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
 
+def _final_table(res: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    modes = res["modes"]
+    n = len(res["folds_done"])
+    table = Table(title=f"{res['config_name']}: relation F1 % [95% CI], {n} fold(s), {res['n_scored']:,} test examples")
+    table.add_column("system")
+    for m in modes:
+        table.add_column(m, justify="right")
+    for s in res["systems"]:
+        cells = []
+        for m in modes:
+            r = res["pooled"]["results"][s][m]["relation"]["micro"]
+            cells.append(f"{100 * r['f1']:.1f} [{100 * r['f1_ci_low']:.1f}, {100 * r['f1_ci_high']:.1f}]")
+        table.add_row(s, *cells)
+    Console().print(table)
+
+
+def reproduce(
+    config: Annotated[Path, typer.Argument(help="Reproduction config (configs/*.yaml).")],
+    folds: Annotated[int | None, typer.Option("--folds", help="Run only the first K folds (default: all).")] = None,
+    max_minutes: Annotated[
+        float | None, typer.Option("--max-minutes", help="Start no new stage after M minutes; rerun to resume.")
+    ] = None,
+    report_dir: Annotated[
+        Path | None, typer.Option("--report-dir", help="Where to write the report (default: reports/<name>).")
+    ] = None,
+    runs_dir: Annotated[Path | None, typer.Option("--runs-dir", help="Stage cache (default: runs/).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
+) -> None:
+    """Run the paper's protocol from one config: folds → teacher → silver → student → scores → report.
+
+    Every stage is cached under runs/<name>/; rerunning the same command reuses finished stages."""
+    from ade_distill.experiments.config import load_config
+    from ade_distill.experiments.reproduce import Reproduction, RunOptions
+    from ade_distill.experiments.results import build_results, write_report
+
+    overrides = {}
+    if runs_dir is not None:
+        overrides["runs_dir"] = str(runs_dir)
+    cfg = load_config(config, overrides)
+    parts = ["ade-distill", "reproduce", str(config)]
+    if folds is not None:
+        parts += ["--folds", str(folds)]
+    if max_minutes is not None:
+        parts += ["--max-minutes", f"{max_minutes:g}"]
+    command = " ".join(shlex.quote(p) for p in parts)
+    rep = Reproduction(cfg, RunOptions(folds=folds, max_minutes=max_minutes, progress=not quiet, command=command))
+    run = rep.run()
+    if not run.folds_done:
+        typer.echo("no fold finished within the time limit; rerun to resume", err=True)
+        raise typer.Exit(3)
+    res, pooled, _gold = build_results(rep, run, command)
+    out = report_dir or Path(cfg.report_dir) / cfg.name
+    analysis_file = out / "analysis.md"
+    analysis = analysis_file.read_text(encoding="utf-8") if analysis_file.is_file() else ""
+    write_report(res, pooled, out, analysis)
+    _final_table(res)
+    typer.echo(f"report: {out}/README.md")
+    if run.stopped_early:
+        typer.echo(f"stopped early after {len(run.folds_done)} fold(s) (--max-minutes); rerun to resume", err=True)
+
+
 def register(app: typer.Typer) -> None:
-    """Add this stage's commands to the root app (none yet)."""
+    app.command("reproduce")(reproduce)

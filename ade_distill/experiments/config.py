@@ -1,0 +1,157 @@
+"""The reproduction config: one YAML file names the task, the folds, the teacher(s), the student and the scoring.
+
+Validated on load (pydantic, ``extra="forbid"``): a typo in a key is an error naming the key, not a silently
+ignored setting. ``${data}`` in any string is replaced by the data folder (``$ADE_DISTILL_DATA`` or
+``../shared/data``), so configs work on every machine.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ade_distill.errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FoldsConfig(_Strict):
+    k: int = Field(default=10, ge=2, le=50)
+    seed: int = 13
+
+
+class TeacherConfig(_Strict):
+    """One teacher. ``spec`` is any teacher spec of ``ade-distill label`` (replay:FILE, openai:MODEL, ...)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    spec: str
+    concurrency: int = Field(default=8, ge=1, le=256)
+    shots: int = Field(default=0, ge=0, le=32)
+
+
+class SilverConfig(_Strict):
+    """How silver training data is made for each outer fold.
+
+    ``source: train-folds`` — the teacher labels the text of the training folds (the gold labels of those folds
+    are never read). ``source: unlabeled`` — the teacher labels sentences of ``unlabeled_path`` (PubMed abstracts
+    or MEDLINE XML); the test folds' text is still filtered out.
+    """
+
+    source: Literal["train-folds", "unlabeled"] = "train-folds"
+    unlabeled_path: str | None = None
+    max_unlabeled_sentences: int | None = Field(default=None, ge=1)
+    combine: Literal["single", "vote"] = "single"
+    min_votes: int = Field(default=1, ge=1, description="vote: keep a relation proposed by at least this many teachers")
+    use_scores: bool = Field(default=False, description="vote: store the agreement fraction as span/relation score")
+
+    @model_validator(mode="after")
+    def _check(self) -> SilverConfig:
+        if self.source == "unlabeled" and not self.unlabeled_path:
+            raise ValueError("silver.source 'unlabeled' needs silver.unlabeled_path")
+        return self
+
+
+class ScoringConfig(_Strict):
+    modes: tuple[str, ...] = ("strict", "boundaries", "lenient", "text")
+    n_boot: int = Field(default=1000, ge=0, le=100_000)
+    seed: int = 0
+    subset: Literal["positive", "all"] = Field(
+        default="positive",
+        description="positive: score test-fold sentences with relations (the paper's protocol); all: every example",
+    )
+
+
+class CurveConfig(_Strict):
+    """Student F1 vs silver-set size, on a few folds (extra trainings, so off by default)."""
+
+    fractions: tuple[float, ...] = ()
+    folds: tuple[int, ...] = (0,)
+
+    @model_validator(mode="after")
+    def _check(self) -> CurveConfig:
+        for f in self.fractions:
+            if not 0.0 < f < 1.0:
+                raise ValueError(f"learning-curve fraction {f} must be in (0, 1); 1.0 is the main run")
+        return self
+
+
+class SupervisedConfig(_Strict):
+    enabled: bool = True
+    include_negatives: bool = Field(
+        default=False,
+        description="also train on ADE-NEG sentences of the training folds (the distilled student never sees them)",
+    )
+
+
+class ReproduceConfig(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    task: str = "ade"
+    corpus: str = Field(default="ade", description="gold corpus (folds, evaluation): ade or cdr-test, ...")
+    folds: FoldsConfig = FoldsConfig()
+    teachers: tuple[TeacherConfig, ...] = Field(min_length=1)
+    silver: SilverConfig = SilverConfig()
+    student: dict[str, Any] = Field(default_factory=dict, description="fields of student TrainConfig")
+    supervised: SupervisedConfig = SupervisedConfig()
+    dev_fraction: float = Field(default=0.1, gt=0.0, lt=0.5, description="share of training documents held out")
+    scoring: ScoringConfig = ScoringConfig()
+    learning_curve: CurveConfig = CurveConfig()
+    runs_dir: str = "runs"
+    report_dir: str = "reports"
+
+    @model_validator(mode="after")
+    def _check(self) -> ReproduceConfig:
+        names = [t.name for t in self.teachers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"teacher names must be unique, got {names}")
+        if self.silver.combine == "single" and len(self.teachers) != 1:
+            raise ValueError("silver.combine 'single' needs exactly one teacher; use 'vote' for several")
+        if self.silver.min_votes > len(self.teachers):
+            raise ValueError(f"silver.min_votes={self.silver.min_votes} exceeds the {len(self.teachers)} teachers")
+        return self
+
+
+def _substitute(obj: Any, mapping: dict[str, str]) -> Any:
+    if isinstance(obj, str):
+        for k, v in mapping.items():
+            obj = obj.replace("${" + k + "}", v)
+        return obj
+    if isinstance(obj, list):
+        return [_substitute(x, mapping) for x in obj]
+    if isinstance(obj, dict):
+        return {k: _substitute(v, mapping) for k, v in obj.items()}
+    return obj
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> ReproduceConfig:
+    """Read and validate a reproduction config.
+
+    Raises:
+        ConfigError: unreadable YAML, unknown key, or a value out of range — naming the field.
+    """
+    from ade_distill.paths import data_dir
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {p} not found (shipped configs are in configs/)")
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{p}: not valid YAML: {err}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{p}: expected a mapping at the top level")
+    raw = _substitute(raw, {"data": str(data_dir(required=False))})
+    if overrides:
+        raw = {**raw, **overrides}
+    try:
+        return ReproduceConfig.model_validate(raw)
+    except ValidationError as err:
+        msgs = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or '<top>'}: {e['msg'].removeprefix('Value error, ')}" for e in err.errors()
+        )
+        raise ConfigError(f"{p}: {msgs}") from None

@@ -1,0 +1,335 @@
+"""`ade-distill reproduce CONFIG.yaml`: the paper's experiment, stage by stage, cached and resumable.
+
+    folds → teacher labels (text only) → silver per fold (training folds, test text filtered out)
+          → distilled student → predictions on the test fold
+          → supervised student (gold training folds) → predictions on the test fold
+          → scores per fold → pooled scores over folds → report
+
+Every stage leaves files under ``runs/<name>/`` and a ``stage.json`` marker keyed by its inputs, so a rerun
+with the same config reuses finished stages, and a run stopped at any point (``--max-minutes``, a crash, the
+end of a session) resumes with the next unfinished stage.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ade_distill.data.corpora import load_corpus
+from ade_distill.data.folds import Folds, check_folds, make_folds
+from ade_distill.experiments.combine import SilverStats, single_teacher, vote
+from ade_distill.experiments.config import ReproduceConfig, TeacherConfig
+from ade_distill.experiments.protocol import filter_silver, strip_labels
+from ade_distill.experiments.stages import Stage, file_hash, make_key
+from ade_distill.records import Example, read_examples, write_examples
+from ade_distill.tasks import TaskSpec, load_task
+
+log = logging.getLogger(__name__)
+
+STUDENT = "student"
+SUPERVISED = "supervised"
+VOTE = "teachers-vote"
+
+
+@dataclass
+class RunOptions:
+    folds: int | None = None  # run only folds 0..folds-1
+    max_minutes: float | None = None
+    progress: bool = True
+    command: str = ""
+
+
+@dataclass
+class FoldResult:
+    fold: int
+    predictions: dict[str, list[Example]]
+    gold: list[Example]
+    scores: dict[str, Any]
+    silver: dict[str, Any]
+    contamination: dict[str, Any]
+    timings: dict[str, float]
+    student_speed: float | None = None
+
+
+@dataclass
+class RunResult:
+    config: ReproduceConfig
+    folds_done: list[FoldResult] = field(default_factory=list)
+    folds_planned: int = 0
+    stopped_early: bool = False
+    teacher_summaries: dict[str, Any] = field(default_factory=dict)
+    curve: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _pmid(ex: Example) -> str:
+    return str(ex.meta.get("pmid", ex.meta.get("doc_id", ex.id)))
+
+
+class Reproduction:
+    """One reproduction run of a validated config."""
+
+    def __init__(self, cfg: ReproduceConfig, opts: RunOptions | None = None) -> None:
+        from rich.console import Console
+
+        self.cfg = cfg
+        self.opts = opts or RunOptions()
+        self.console = Console(stderr=True, quiet=not self.opts.progress)
+        self.task: TaskSpec = load_task(cfg.task)
+        self.gold: list[Example] = load_corpus(cfg.corpus)
+        self.by_id = {e.id: e for e in self.gold}
+        self.run_dir = Path(cfg.runs_dir) / cfg.name
+        self.t0 = time.time()
+        self.result = RunResult(config=cfg)
+        from ade_distill.student.train import TrainConfig
+
+        self.train_config = TrainConfig.build(**cfg.student)
+
+    # -- helpers ---------------------------------------------------------------------------------------------
+    def _log(self, msg: str) -> None:
+        elapsed = (time.time() - self.t0) / 60
+        self.console.print(f"[dim]{elapsed:6.1f} min[/dim] {msg}")
+
+    def out_of_time(self) -> bool:
+        m = self.opts.max_minutes
+        return m is not None and (time.time() - self.t0) / 60 >= m
+
+    def scored(self, examples: Sequence[Example]) -> list[Example]:
+        if self.cfg.scoring.subset == "positive":
+            return [e for e in examples if e.relations]
+        return list(examples)
+
+    # -- stages ----------------------------------------------------------------------------------------------
+    def make_folds(self) -> Folds:
+        fc = self.cfg.folds
+        path = self.run_dir / f"folds_{self.cfg.corpus}_k{fc.k}_s{fc.seed}.json"
+        if path.is_file():
+            folds = Folds.load(path)
+            check_folds(folds, self.gold, path)
+            return folds
+        folds = make_folds(self.gold, k=fc.k, seed=fc.seed, corpus=self.cfg.corpus)
+        folds.save(path)
+        return folds
+
+    def teacher_labels(self, teacher: TeacherConfig, inputs: list[Example], tag: str) -> list[Example]:
+        """Label ``inputs`` (text only) with one teacher; cached by the label job and by the stage marker."""
+        from ade_distill.teacher.label import label_examples
+
+        folder = self.run_dir / "teacher" / teacher.name / tag
+        key = make_key("teacher", teacher.model_dump(), self.cfg.task, [(e.id, e.text) for e in inputs])
+        stage = Stage(folder, key)
+        out = folder / "silver.jsonl"
+        if not stage.done:
+            self._log(f"teacher [bold]{teacher.name}[/bold] labels {len(inputs):,} texts ({tag})")
+            stage.start()
+            summary = label_examples(
+                self.task, teacher.spec, inputs, out, cache_path=folder / "cache.sqlite",
+                concurrency=teacher.concurrency, shots=teacher.shots, progress=self.opts.progress,
+            )
+            stage.finish(summary.to_dict())
+        self.result.teacher_summaries[f"{teacher.name}/{tag}"] = stage.summary
+        return list(read_examples(out))
+
+    def _silver_for_fold(
+        self, teacher_records: dict[str, list[Example]], train_ids: set[str], test: list[Example]
+    ) -> tuple[list[Example], SilverStats, dict[str, Any]]:
+        def tag_pmids(ex: Example) -> Example:
+            srcs = [s for s in ex.meta.get("source_ids", [ex.id]) if s in self.by_id]
+            pm = sorted({_pmid(self.by_id[s]) for s in srcs}) or [_pmid(ex)]
+            return ex.model_copy(update={"meta": {**ex.meta, "source_pmids": pm}})
+
+        per_teacher: dict[str, list[Example]] = {}
+        contamination: dict[str, Any] = {}
+        for name, recs in teacher_records.items():
+            if self.cfg.silver.source == "train-folds":
+                recs = [r for r in recs if any(s in train_ids for s in r.meta.get("source_ids", [r.id]))]
+                recs = [tag_pmids(r) for r in recs]
+            kept, rep = filter_silver(recs, test)
+            if not rep.clean:
+                raise RuntimeError(f"contamination guard failed for teacher {name}: {rep.as_dict()}")
+            per_teacher[name] = kept
+            contamination[name] = rep.as_dict()
+        if self.cfg.silver.combine == "single":
+            silver, stats = single_teacher(next(iter(per_teacher.values())))
+        else:
+            silver, stats = vote(per_teacher, min_votes=self.cfg.silver.min_votes, use_scores=self.cfg.silver.use_scores)
+        return silver, stats, contamination
+
+    def _dev_split(self, examples: list[Example], fold: int) -> tuple[list[Example], list[Example]]:
+        pmids = sorted({_pmid(e) for e in examples})
+        rng = random.Random(self.cfg.folds.seed * 1000 + fold)
+        dev = set(rng.sample(pmids, max(1, int(len(pmids) * self.cfg.dev_fraction))))
+        return [e for e in examples if _pmid(e) not in dev], [e for e in examples if _pmid(e) in dev]
+
+    def _train_and_predict(
+        self, name: str, folder: Path, train: list[Example], dev: list[Example], test: list[Example]
+    ) -> tuple[list[Example], float, float]:
+        """Train (or reuse) a student in ``folder`` and predict ``test``. Returns preds, sentences/s, seconds."""
+        from ade_distill.student.model import StudentExtractor
+        from ade_distill.student.train import train_student
+
+        folder.mkdir(parents=True, exist_ok=True)
+        write_examples(folder / "train.jsonl", train)
+        write_examples(folder / "dev.jsonl", dev)
+        tkey = make_key("train", self.train_config.model_dump(), self.cfg.task,
+                        file_hash(folder / "train.jsonl"), file_hash(folder / "dev.jsonl"))
+        tstage = Stage(folder / "model", tkey)
+        if not tstage.done:
+            self._log(f"train {name}: {len(train):,} train / {len(dev):,} dev examples")
+            tstage.start()
+            train_student(self.task, train, dev, self.train_config, folder / "model")
+            tstage.finish({"train": len(train), "dev": len(dev)})
+        pkey = make_key("predict", tkey, [(e.id, e.text) for e in test])
+        pstage = Stage(folder / "predict", pkey)
+        pred_path = folder / "predict" / "predictions.jsonl"
+        if not pstage.done:
+            pstage.start()
+            model = StudentExtractor.from_pretrained(folder / "model")
+            t = time.perf_counter()
+            preds = model.predict(strip_labels(test))
+            dt = time.perf_counter() - t
+            write_examples(pred_path, preds)
+            pstage.finish({"sentences_per_second": len(test) / dt if dt > 0 else None, "n": len(test)})
+        return list(read_examples(pred_path)), pstage.summary.get("sentences_per_second") or 0.0, tstage.seconds
+
+    def teacher_predictions(self, records: list[Example], test: list[Example]) -> list[Example]:
+        """The teacher as a system: its (grounded and ungrounded) output on each test text, under the test id.
+
+        A record the teacher refused or could not produce counts as predicting nothing (and is listed in the
+        teacher summary), which is what a user of that teacher would get.
+        """
+        by_text = {r.text: r for r in records}
+        out = []
+        for g in test:
+            r = by_text.get(g.text)
+            if r is None or str(r.meta.get("status", "ok")) not in ("ok", "truncated"):
+                meta = {"status": r.meta.get("status") if r is not None else "missing"}
+                out.append(Example(id=g.id, text=g.text, meta=meta))
+            else:
+                out.append(Example(id=g.id, text=g.text, spans=r.spans, relations=r.relations,
+                                   meta={"status": r.meta.get("status", "ok")}))
+        return out
+
+    def run_fold(
+        self,
+        folds: Folds,
+        fold: int,
+        teacher_records: dict[str, list[Example]],
+        silver_pool: dict[str, list[Example]],
+    ) -> FoldResult | None:
+        """One outer fold. ``teacher_records``: teacher output on the gold text (to score the teacher);
+        ``silver_pool``: teacher output the silver is drawn from (the same, or unlabeled text)."""
+        from ade_distill.evaluation import score_systems
+
+        fold_dir = self.run_dir / f"fold{fold}"
+        test_all = [self.by_id[i] for i in sorted(folds.test_ids(fold))]
+        test = self.scored(test_all)
+        train_ids = folds.train_ids(fold)
+        timings: dict[str, float] = {}
+        self._log(f"fold {fold}: {len(test):,} test examples")
+
+        silver, sstats, contamination = self._silver_for_fold(silver_pool, train_ids, test)
+        write_examples(fold_dir / "silver.jsonl", silver)
+        s_train, s_dev = self._dev_split(silver, fold)
+        preds: dict[str, list[Example]] = {}
+        for name, recs in teacher_records.items():
+            preds[f"teacher:{name}"] = self.teacher_predictions(recs, test)
+        if len(teacher_records) > 1:
+            voted, _ = vote({n: self.teacher_predictions(r, test) for n, r in teacher_records.items()},
+                            min_votes=self.cfg.silver.min_votes)
+            vmap = {e.id: e for e in voted}
+            preds[VOTE] = [vmap.get(g.id, Example(id=g.id, text=g.text)) for g in test]
+        if self.out_of_time():
+            return None
+        preds[STUDENT], speed, timings[STUDENT] = self._train_and_predict(
+            STUDENT, fold_dir / STUDENT, s_train, s_dev, test)
+        if self.cfg.supervised.enabled:
+            if self.out_of_time():
+                return None
+            gold_train = [self.by_id[i] for i in sorted(train_ids)]
+            if not self.cfg.supervised.include_negatives:
+                gold_train = self.scored(gold_train)
+            g_train, g_dev = self._dev_split(gold_train, fold)
+            preds[SUPERVISED], _, timings[SUPERVISED] = self._train_and_predict(
+                SUPERVISED, fold_dir / SUPERVISED, g_train, g_dev, test)
+        sc = self.cfg.scoring
+        report = score_systems(test, preds, modes=sc.modes, n_boot=sc.n_boot, seed=sc.seed)
+        return FoldResult(fold, preds, test, report.to_dict(), sstats.as_dict(), contamination, timings, speed)
+
+    def learning_curve(self, folds: Folds, silver_pool: dict[str, list[Example]]) -> None:
+        from ade_distill.evaluation import micro_prf
+
+        lc = self.cfg.learning_curve
+        for fold in lc.folds:
+            if fold >= len(folds.folds):
+                continue
+            test = self.scored([self.by_id[i] for i in sorted(folds.test_ids(fold))])
+            silver, _, _ = self._silver_for_fold(silver_pool, folds.train_ids(fold), test)
+            s_train, s_dev = self._dev_split(silver, fold)
+            for frac in lc.fractions:
+                if self.out_of_time():
+                    return
+                rng = random.Random(f"{self.cfg.folds.seed}-{fold}-{frac}")
+                sub = sorted(rng.sample(range(len(s_train)), max(1, int(len(s_train) * frac))))
+                part = [s_train[i] for i in sub]
+                preds, _, _ = self._train_and_predict(
+                    f"student@{frac:g}", self.run_dir / f"fold{fold}" / f"curve_{frac:g}", part, s_dev, test)
+                row = {"fold": fold, "fraction": frac, "silver_examples": len(part)}
+                for mode in ("strict", "lenient"):
+                    p, r, f1 = micro_prf(test, preds, mode=mode)
+                    row[mode] = {"precision": p, "recall": r, "f1": f1}
+                self.result.curve.append(row)
+
+    # -- the whole run ---------------------------------------------------------------------------------------
+    def run(self) -> RunResult:
+        cfg = self.cfg
+        folds = self.make_folds()
+        n = min(self.opts.folds or cfg.folds.k, cfg.folds.k)
+        self.result.folds_planned = n
+        scored_all = strip_labels(self.scored(self.gold))
+        teacher_records: dict[str, list[Example]] = {}
+        for t in cfg.teachers:
+            teacher_records[t.name] = self.teacher_labels(t, scored_all, "gold-text")
+        silver_pool = teacher_records
+        if cfg.silver.source == "unlabeled":
+            from ade_distill.data.unlabeled import iter_documents, to_sentences
+
+            assert cfg.silver.unlabeled_path is not None
+            sents = []
+            for s in to_sentences(iter_documents(cfg.silver.unlabeled_path)):
+                sents.append(s)
+                if cfg.silver.max_unlabeled_sentences and len(sents) >= cfg.silver.max_unlabeled_sentences:
+                    break
+            silver_pool = {t.name: self.teacher_labels(t, sents, "unlabeled") for t in cfg.teachers}
+        for fold in range(n):
+            if self.out_of_time():
+                self.result.stopped_early = True
+                break
+            fr = self.run_fold(folds, fold, teacher_records, silver_pool)
+            if fr is None:
+                self.result.stopped_early = True
+                break
+            self.result.folds_done.append(fr)
+        if cfg.learning_curve.fractions and not self.result.stopped_early:
+            self.learning_curve(folds, silver_pool)
+        self.result.seconds = time.time() - self.t0
+        return self.result
+
+
+def machine_description() -> str:
+    import os
+
+    try:
+        import torch
+
+        dev = f"torch {torch.__version__}, {'CUDA ' + torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'CPU'}"
+    except Exception:  # pragma: no cover
+        dev = "no torch"
+    return f"{platform.machine()} {platform.system()}, {os.cpu_count()} cores, Python {platform.python_version()}, {dev}"
+

@@ -1,0 +1,79 @@
+"""Stage bookkeeping for resumable experiments.
+
+A stage writes its outputs into its own folder, then — last — ``stage.json`` holding the stage key (a hash of
+everything that determines its output: config slice and input-file hashes) and a summary. A rerun whose key
+matches reuses the stage; a changed key (new config, new input) reruns it. A stage killed half-way has no
+``stage.json`` and is simply redone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+
+def file_hash(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def make_key(*parts: Any) -> str:
+    """Stable short hash of JSON-serializable parts."""
+    blob = json.dumps(parts, sort_keys=True, default=str, ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _write_json_atomic(path: Path, obj: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class Stage:
+    """``with Stage(folder, key) as st: if not st.done: ...; st.finish(summary)``."""
+
+    def __init__(self, folder: str | Path, key: str) -> None:
+        self.folder = Path(folder)
+        self.key = key
+        self.marker = self.folder / "stage.json"
+        self.started = time.time()
+
+    @property
+    def done(self) -> bool:
+        if not self.marker.is_file():
+            return False
+        try:
+            return json.loads(self.marker.read_text(encoding="utf-8")).get("key") == self.key
+        except (OSError, ValueError):
+            return False
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return dict(json.loads(self.marker.read_text(encoding="utf-8")).get("summary", {}))
+
+    def start(self) -> Path:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.marker.unlink(missing_ok=True)
+        self.started = time.time()
+        return self.folder
+
+    def finish(self, summary: dict[str, Any] | None = None) -> None:
+        _write_json_atomic(
+            self.marker,
+            {"key": self.key, "seconds": round(time.time() - self.started, 2), "summary": summary or {},
+             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
+        )
+
+    @property
+    def seconds(self) -> float:
+        try:
+            return float(json.loads(self.marker.read_text(encoding="utf-8")).get("seconds", 0.0))
+        except (OSError, ValueError):
+            return 0.0
