@@ -1,9 +1,120 @@
-"""CLI commands of the student stage (registered by ade_distill.cli)."""
+"""CLI commands of the student stage (registered by ade_distill.cli): ``train`` and ``predict``.
+
+    ade-distill train --task ade --train silver.jsonl [--dev dev.jsonl | --dev-fraction 0.1] --out runs/student
+    ade-distill predict --model runs/student --input abstracts.jsonl --out preds.jsonl
+
+Heavy imports (torch, transformers) happen inside the commands.
+"""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
 
+def train(
+    train_file: Annotated[Path, typer.Option("--train", help="Training records (JSONL, gold or silver).")],
+    out: Annotated[Path, typer.Option("--out", help="Model folder to write (appears only when complete).")],
+    task: Annotated[str, typer.Option("--task", help="ade, cdr or a task YAML file.")] = "ade",
+    dev: Annotated[Path | None, typer.Option("--dev", help="Dev records for early stopping.")] = None,
+    dev_fraction: Annotated[
+        float, typer.Option("--dev-fraction", help="Without --dev: carve this fraction of PMIDs as dev.")
+    ] = 0.0,
+    folds: Annotated[
+        Path | None, typer.Option("--folds", help="Folds file (ade-distill data folds): train on all but --fold.")
+    ] = None,
+    fold: Annotated[int | None, typer.Option("--fold", help="Held-out (test) fold, 0-based; needs --folds.")] = None,
+    encoder: Annotated[str, typer.Option("--encoder", help="minilm, pubmedbert, a hub name or a folder.")] = "minilm",
+    architecture: Annotated[str, typer.Option("--architecture", help="drug_conditioned or pairwise.")] = "drug_conditioned",
+    epochs: Annotated[int, typer.Option("--epochs")] = 5,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 16,
+    lr: Annotated[float, typer.Option("--lr", help="Encoder learning rate.")] = 5e-5,
+    head_lr: Annotated[float, typer.Option("--head-lr", help="Learning rate of the new layers.")] = 1e-3,
+    max_length: Annotated[int, typer.Option("--max-length", help="Max sub-word tokens per sentence.")] = 128,
+    seed: Annotated[int, typer.Option("--seed")] = 13,
+    patience: Annotated[int, typer.Option("--patience")] = 2,
+    eval_every: Annotated[int | None, typer.Option("--eval-every", help="Evaluate every N steps.")] = None,
+    min_confidence: Annotated[float, typer.Option("--min-confidence", help="Drop silver labels below.")] = 0.0,
+    confidence_weighting: Annotated[bool, typer.Option("--confidence-weighting/--no-confidence-weighting")] = False,
+    negative_fraction: Annotated[
+        float, typer.Option("--negative-fraction", help="Share of relation-free examples used per epoch.")
+    ] = 1.0,
+    max_steps: Annotated[int | None, typer.Option("--max-steps")] = None,
+    threads: Annotated[int | None, typer.Option("--threads", help="torch CPU threads.")] = None,
+) -> None:
+    """Train a student (drug-conditioned extractor or pairwise ablation) on gold or silver records."""
+    from ade_distill.errors import ConfigError
+    from ade_distill.student.train import TrainConfig, read_training_file, train_student
+    from ade_distill.tasks.spec import load_task
+
+    spec = load_task(task)
+    config = TrainConfig.build(
+        encoder=encoder, architecture=architecture, epochs=epochs, batch_size=batch_size, lr=lr, head_lr=head_lr,
+        max_length=max_length, seed=seed, patience=patience, eval_every=eval_every, min_confidence=min_confidence,
+        confidence_weighting=confidence_weighting, negative_fraction=negative_fraction, max_steps=max_steps,
+        threads=threads, dev_fraction=dev_fraction,
+    )
+    examples = read_training_file(train_file, spec)
+    prov: dict[str, object] = {"train_file": str(train_file), "train_sha256": _sha256(train_file)}
+    if (folds is None) != (fold is None):
+        raise ConfigError("--folds and --fold go together")
+    if folds is not None and fold is not None:
+        from ade_distill.data.folds import Folds
+
+        f = Folds.load(folds)
+        keep = f.train_ids(fold)
+        examples = [e for e in examples if e.id in keep]
+        if not examples:
+            raise ConfigError(f"no example of {train_file} is in the training folds of {folds} (fold {fold} held out)")
+        prov.update({"folds_file": str(folds), "held_out_fold": fold})
+    dev_examples = None
+    if dev is not None:
+        dev_examples = read_training_file(dev, spec)
+        prov.update({"dev_file": str(dev), "dev_sha256": _sha256(dev)})
+    path = train_student(spec, examples, dev_examples, config, out, provenance=prov)
+    metrics = json.loads((path / "metrics.json").read_text(encoding="utf-8"))
+    typer.echo(f"saved {path} (best dev: {metrics.get('best_dev')})")
+
+
+def predict(
+    model: Annotated[Path, typer.Option("--model", help="Student folder (ade-distill train --out).")],
+    input_path: Annotated[Path, typer.Option("--input", help="Records/abstracts JSONL, MEDLINE XML or text.")],
+    out: Annotated[Path, typer.Option("--out", help="Predictions JSONL (common schema).")],
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 64,
+    split: Annotated[str, typer.Option("--split", help="auto (long texts only), always or never.")] = "auto",
+    input_format: Annotated[
+        str | None, typer.Option("--format", help="records, abstracts, medline or text (default: sniffed).")
+    ] = None,
+    quantize: Annotated[bool, typer.Option("--quantize/--no-quantize", help="Dynamic int8 (CPU).")] = False,
+    threads: Annotated[int | None, typer.Option("--threads", help="torch CPU threads.")] = None,
+) -> None:
+    """Predict entities and relations for texts or abstracts; long documents are split into sentences."""
+    from ade_distill.student.predict import predict_file
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    stats = predict_file(model, input_path, out, batch_size=batch_size, split=split, input_format=input_format,
+                         quantize=quantize)
+    typer.echo(f"wrote {stats['documents']} records ({stats['spans']} spans, {stats['relations']} relations) "
+               f"to {out} in {stats['seconds']}s")
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def register(app: typer.Typer) -> None:
-    """Add this stage's commands to the root app (none yet)."""
+    """Add ``train`` and ``predict`` to the root app."""
+    app.command("train")(train)
+    app.command("predict")(predict)

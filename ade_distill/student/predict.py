@@ -1,0 +1,120 @@
+"""Prediction over examples, documents and files, with long texts split into sentences.
+
+``split="auto"`` (default): a text that fits in the student's ``max_length`` sub-word tokens is predicted as is
+(gold sentences are never re-split); a longer text is split into sentences
+(:func:`ade_distill.data.sentences.split_sentences`), each sentence is predicted, and spans are shifted back by
+the sentence's start so offsets point into the original text. Relations never cross sentences in that case. A
+sentence that is itself longer than ``max_length`` is truncated: words past the limit get no predictions and
+the output record says so in ``meta.truncated``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ade_distill.data.sentences import split_sentences
+from ade_distill.errors import ConfigError
+from ade_distill.records import Example
+
+if TYPE_CHECKING:
+    from ade_distill.student.model import StudentExtractor
+
+log = logging.getLogger(__name__)
+SPLIT_MODES = ("auto", "always", "never")
+
+
+def predict_examples(
+    model: StudentExtractor, examples: Sequence[Example], *, batch_size: int = 64, split: str = "auto"
+) -> list[Example]:
+    """Predict every example (see the module docstring for ``split``). Returns examples in input order."""
+    if split not in SPLIT_MODES:
+        raise ConfigError(f"split must be one of {SPLIT_MODES}, not {split!r}")
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    texts = [ex.text for ex in examples]
+    whole = model.encode(texts) if split != "always" else [None] * len(texts)
+    # units: (example index, offset into the example text, encoding)
+    units: list[tuple[int, int, Any]] = []
+    pieces: list[tuple[int, int, str]] = []
+    for i, enc in enumerate(whole):
+        if enc is not None and (not enc.truncated or split == "never"):
+            units.append((i, 0, enc))
+        else:
+            for s, e in split_sentences(texts[i]) or [(0, len(texts[i]))]:
+                pieces.append((i, s, texts[i][s:e]))
+    if pieces:
+        for (i, s, _), enc in zip(pieces, model.encode([p[2] for p in pieces]), strict=True):
+            units.append((i, s, enc))
+    raw = model.extract_encoded([u[2] for u in units], batch_size=batch_size)
+    spans: list[list[tuple[int, int, str, float]]] = [[] for _ in examples]
+    rels: list[list[tuple[int, int, float]]] = [[] for _ in examples]
+    n_units = [0] * len(examples)
+    truncated = [False] * len(examples)
+    for (i, off, enc), (sp, rl) in zip(units, raw, strict=True):
+        base = len(spans[i])
+        spans[i].extend((s + off, e + off, lab, sc) for s, e, lab, sc in sp)
+        rels[i].extend((h + base, t + base, sc) for h, t, sc in rl)
+        n_units[i] += 1
+        truncated[i] = truncated[i] or enc.truncated
+    out = []
+    for i, ex in enumerate(examples):
+        meta: dict[str, Any] = {}
+        if n_units[i] > 1:
+            meta["sentences"] = n_units[i]
+        if truncated[i]:
+            meta["truncated"] = True
+        out.append(model.to_example(ex, spans[i], rels[i], meta))
+    n_trunc = sum(truncated)
+    if n_trunc:
+        log.warning("%d of %d texts were longer than max_length=%d even after sentence splitting; truncated",
+                    n_trunc, len(examples), model.config.max_length)
+    return out
+
+
+def _chunks(it: Iterable[Example], size: int) -> Iterable[list[Example]]:
+    buf: list[Example] = []
+    for x in it:
+        buf.append(x)
+        if len(buf) >= size:
+            yield buf
+            buf = []
+    if buf:
+        yield buf
+
+
+def predict_file(
+    model_dir: str | Path,
+    input_path: str | Path,
+    out_path: str | Path,
+    *,
+    batch_size: int = 64,
+    split: str = "auto",
+    input_format: str | None = None,
+    quantize: bool = False,
+    chunk: int = 2048,
+) -> dict[str, Any]:
+    """Predict every document of ``input_path`` (records / abstracts JSONL / MEDLINE XML / text, sniffed) and
+    write records in the common schema to ``out_path`` (atomically). Returns counts and timing."""
+    from ade_distill.data.unlabeled import iter_documents
+    from ade_distill.records import write_examples
+    from ade_distill.student.model import StudentExtractor
+
+    model = StudentExtractor.from_pretrained(model_dir, quantize=quantize)
+    stats = {"documents": 0, "spans": 0, "relations": 0, "seconds": 0.0}
+    t0 = time.perf_counter()
+
+    def gen() -> Iterable[Example]:
+        for docs in _chunks(iter_documents(input_path, input_format), chunk):
+            for ex in predict_examples(model, docs, batch_size=batch_size, split=split):
+                stats["documents"] += 1
+                stats["spans"] += len(ex.spans)
+                stats["relations"] += len(ex.relations)
+                yield ex
+
+    write_examples(out_path, gen())
+    stats["seconds"] = round(time.perf_counter() - t0, 3)
+    return stats

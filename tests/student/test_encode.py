@@ -1,0 +1,90 @@
+"""char spans ↔ word BIO ↔ first-sub-word labels: identities on real sentences and the snapping rule."""
+
+from __future__ import annotations
+
+from ade_distill.records import Example
+from ade_distill.student.encode import (
+    IGNORE,
+    B,
+    I,
+    O,
+    decode_bio,
+    encode_texts,
+    spans_to_word_tags,
+    word_range_to_chars,
+    word_values_to_tokens,
+)
+
+
+def _decode(tags: list[int]) -> list[tuple[int, int, float]]:
+    inside = [1.0 if t != O else 0.0 for t in tags]
+    begin = [1.0 if t == B else -1.0 for t in tags]
+    return decode_bio(inside, begin)
+
+
+def test_round_trip_on_real_sentences(tokenizer, ade_positive: list[Example]) -> None:
+    exs = ade_positive[:400]
+    encs = encode_texts(tokenizer, [e.text for e in exs], max_length=256)
+    n_spans = n_exact = 0
+    for ex, enc in zip(exs, encs, strict=True):
+        for label in ("DRUG", "ADE"):
+            spans = [(s.start, s.end) for s in ex.spans if s.label == label]
+            tagged = spans_to_word_tags(enc.words, spans)
+            assert tagged.stats.lost == 0 and tagged.stats.conflict == 0
+            back = {word_range_to_chars(enc.words, ws, we) for ws, we, _ in _decode(tagged.tags)}
+            exact = {sp for sp, r in zip(spans, tagged.ranges, strict=True)
+                     if r is not None and word_range_to_chars(enc.words, *r) == sp}
+            n_spans += len(spans)
+            n_exact += len(exact)
+            assert exact <= back  # every word-aligned span comes back identical
+            assert len(back) == len(set(spans))
+    # nearly every ADE gold mention lies on BERT word boundaries; the rest are snapped (and counted)
+    assert n_spans > 600 and n_spans - n_exact <= 5
+
+
+def test_words_have_original_offsets(tokenizer) -> None:
+    text = "Naïve Café-induced hepatotoxicity."
+    (enc,) = encode_texts(tokenizer, [text], max_length=32)
+    assert [text[s:e] for s, e in enc.words] == ["Naïve", "Café", "-", "induced", "hepatotoxicity", "."]
+
+
+def test_snapping_lost_and_conflict_are_counted(tokenizer) -> None:
+    text = "Intravenous azithromycin-induced ototoxicity."
+    (enc,) = encode_texts(tokenizer, [text], max_length=32)
+    # "zithro" lies inside one word: snapped outward to "azithromycin"
+    tagged = spans_to_word_tags(enc.words, [(13, 19), (12, 24), (33, 44)])
+    assert tagged.stats.snapped == 1 and tagged.stats.conflict == 1 and tagged.stats.exact == 1
+    (ws, we) = tagged.ranges[0]
+    assert text[slice(*word_range_to_chars(enc.words, ws, we))] == "azithromycin"
+    lost = spans_to_word_tags(enc.words, [(11, 12)])  # only the space
+    assert lost.stats.lost == 1 and lost.ranges == [None]
+
+
+def test_only_first_sub_word_is_labelled(tokenizer) -> None:
+    text = "Intravenous azithromycin-induced ototoxicity."
+    (enc,) = encode_texts(tokenizer, [text], max_length=32)
+    tags = spans_to_word_tags(enc.words, [(12, 24)]).tags
+    labels = word_values_to_tokens(enc, tags)
+    toks = tokenizer.convert_ids_to_tokens(list(enc.input_ids))
+    for t, lab in zip(toks, labels, strict=True):
+        if t.startswith("##") or t in ("[CLS]", "[SEP]"):
+            assert lab == IGNORE
+    assert labels[toks.index("az")] == B
+    assert sum(1 for x in labels if x != IGNORE) == len(enc.words)
+
+
+def test_decode_bio_thresholds_and_adjacent_entities() -> None:
+    assert decode_bio([0.9, 0.9, 0.1], [0.5, -0.5, 0.0]) == [(0, 2, 0.9)]
+    assert [(s, e) for s, e, _ in decode_bio([0.9, 0.9], [0.5, 0.5])] == [(0, 1), (1, 2)]  # B B
+    assert decode_bio([0.4, 0.4], [0.1, -0.1], threshold=0.5) == []
+    assert [(s, e) for s, e, _ in decode_bio([0.4, 0.4], [0.1, -0.1], threshold=0.3)] == [(0, 2)]
+    assert [(s, e) for s, e, _ in _decode([O, I, I, O, B])] == [(1, 3), (4, 5)]  # I after O starts a span
+
+
+def test_truncation_is_flagged(tokenizer) -> None:
+    long = " ".join(["word"] * 100)
+    (enc,) = encode_texts(tokenizer, [long], max_length=16)
+    assert enc.truncated and len(enc.input_ids) == 16 and len(enc.words) == 14
+    (short,) = encode_texts(tokenizer, ["short text"], max_length=16)
+    assert not short.truncated
+    assert I == 2
