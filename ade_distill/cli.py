@@ -149,13 +149,19 @@ def data_folds(
 def data_export(
     out: Annotated[Path, typer.Option("--out", help="JSONL file to write.")],
     corpus: Annotated[str, typer.Option("--corpus", help="ade, ade-positive, cdr, cdr-train|dev|test")] = "ade",
+    only_with_relations: Annotated[
+        bool, typer.Option("--only-with-relations", help="Keep only examples that have at least one relation.")
+    ] = False,
     data: DataOpt = None,
 ) -> None:
     """Export a gold corpus in the common JSONL schema."""
     from ade_distill.data.corpora import load_corpus
     from ade_distill.records import write_examples
 
-    n = write_examples(out, load_corpus(corpus, _data_root(data)))
+    examples = load_corpus(corpus, None if corpus.endswith((".jsonl", ".jsonl.gz")) else _data_root(data))
+    if only_with_relations:
+        examples = [e for e in examples if e.relations]
+    n = write_examples(out, examples)
     console.print(f"wrote {n:,} examples of {corpus} to {out}")
 
 

@@ -18,8 +18,13 @@ def load_corpus(name: str, root: str | Path | None = None) -> list[Example]:
 
     * ``ade`` — ADE corpus v2, sentences with relations and ADE-NEG sentences;
     * ``ade-positive`` — only the 4,272 sentences with relations;
-    * ``cdr`` — all three BC5CDR splits (``meta.split`` says which); ``cdr-train|dev|test`` — one split.
+    * ``cdr`` — all three BC5CDR splits (``meta.split`` says which); ``cdr-train|dev|test`` — one split;
+    * a path to a ``.jsonl`` file in the common schema — your own gold corpus.
     """
+    if name.endswith((".jsonl", ".jsonl.gz")):
+        from ade_distill.records import read_examples
+
+        return list(read_examples(name))
     base = Path(root) if root is not None else data_dir()
     if name == "ade":
         return read_ade_corpus(base / "ade_corpus_v2")
@@ -29,7 +34,7 @@ def load_corpus(name: str, root: str | Path | None = None) -> list[Example]:
         return [ex for split in SPLIT_FILES for ex in read_cdr(base / "bc5cdr", split)]
     if name.startswith("cdr-") and name[4:] in SPLIT_FILES:
         return read_cdr(base / "bc5cdr", name[4:])
-    raise ConfigError(f"unknown corpus {name!r}; expected one of {list(CORPORA)}")
+    raise ConfigError(f"unknown corpus {name!r}; expected one of {list(CORPORA)} or a .jsonl file")
 
 
 __all__ = ["CORPORA", "load_corpus", "AdeReport", "CdrReport"]

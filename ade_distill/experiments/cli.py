@@ -25,7 +25,10 @@ def _final_table(res: dict) -> None:
             r = res["pooled"]["results"][s][m]["relation"]["micro"]
             cells.append(f"{100 * r['f1']:.1f} [{100 * r['f1_ci_low']:.1f}, {100 * r['f1_ci_high']:.1f}]")
         table.add_row(s, *cells)
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:  # piped or logged: do not squeeze the table into 80 columns
+        console = Console(width=max(100, console.width))
+    console.print(table)
 
 
 def reproduce(

@@ -138,3 +138,56 @@ def vote(
         out.append(built)
     st.records_out = len(out)
     return out, st
+
+
+def _occurrences(text: str, needle: str) -> list[int]:
+    """Case-insensitive occurrences of ``needle`` that start and end at word boundaries."""
+    import re
+
+    pat = re.compile(r"(?<!\w)" + re.escape(needle) + r"(?!\w)", re.IGNORECASE)
+    return [m.start() for m in pat.finditer(text) if m.end() - m.start() == len(needle)]
+
+
+def expand_document_relations(ex: Example) -> Example:
+    """For document-level tasks: link every mention of a related pair, not just the one pair grounded.
+
+    CDR relations hold between *concepts*; training the student on one representative mention pair would teach
+    it that the other mentions of the same two concepts are unrelated. Gold spans with ``meta["concepts"]``
+    are linked by concept id (``relation.meta["head_concept"/"tail_concept"]``); silver spans (no concept ids)
+    by case-insensitive whole-word string identity with the grounded mention. Existing spans are reused; new
+    spans are added for further occurrences that overlap no span of the same label.
+    """
+    if not ex.relations:
+        return ex
+    spans = list(ex.spans)
+    by_id = {s.id: s for s in spans}
+    taken: dict[str, list[tuple[int, int]]] = {}
+    for s in spans:
+        if s.start is not None and s.end is not None:
+            taken.setdefault(s.label, []).append((s.start, s.end))
+
+    def mentions_like(span: Span, concept: str | None) -> list[str]:
+        if concept is not None:
+            return [s.id for s in spans if s.label == span.label and concept in (s.meta.get("concepts") or [])]
+        ids = [s.id for s in spans if s.label == span.label and s.start is not None and s.text.lower() == span.text.lower()]
+        for start in _occurrences(ex.text, span.text):
+            end = start + len(span.text)
+            if any(a < end and start < b for a, b in taken.get(span.label, [])):
+                continue
+            new = Span(id=f"X{len(spans) + 1}", label=span.label, start=start, end=end, text=ex.text[start:end],
+                       score=span.score)
+            spans.append(new)
+            by_id[new.id] = new
+            taken.setdefault(span.label, []).append((start, end))
+            ids.append(new.id)
+        return ids
+
+    rels: dict[tuple[str, str, str], Relation] = {}
+    for r in ex.relations:
+        h, t = by_id[r.head], by_id[r.tail]
+        if h.start is None or t.start is None:
+            continue
+        for hid in mentions_like(h, r.meta.get("head_concept")) or [h.id]:
+            for tid in mentions_like(t, r.meta.get("tail_concept")) or [t.id]:
+                rels.setdefault((hid, tid, r.label), Relation(head=hid, tail=tid, label=r.label, score=r.score))
+    return ex.model_copy(update={"spans": tuple(spans), "relations": tuple(rels.values())})

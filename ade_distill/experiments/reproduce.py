@@ -23,7 +23,7 @@ from typing import Any
 
 from ade_distill.data.corpora import load_corpus
 from ade_distill.data.folds import Folds, check_folds, make_folds
-from ade_distill.experiments.combine import SilverStats, single_teacher, vote
+from ade_distill.experiments.combine import SilverStats, expand_document_relations, single_teacher, vote
 from ade_distill.experiments.config import ReproduceConfig, TeacherConfig
 from ade_distill.experiments.protocol import filter_silver, strip_labels
 from ade_distill.experiments.stages import Stage, file_hash, make_key
@@ -170,27 +170,40 @@ class Reproduction:
     def _train_and_predict(
         self, name: str, folder: Path, train: list[Example], dev: list[Example], test: list[Example]
     ) -> tuple[list[Example], float, float]:
-        """Train (or reuse) a student in ``folder`` and predict ``test``. Returns preds, sentences/s, seconds."""
+        """Train (or reuse) a student on ``train``/``dev`` and predict ``test``.
+
+        The training data goes to ``folder`` (for inspection); models are content-addressed under
+        ``<runs_dir>/models/<key>`` — the key covers the student config, the task and the exact training and dev
+        files — so two configs that train on the same data (e.g. the supervised student of the single- and the
+        multi-teacher runs) share one model. Returns (predictions, sentences/s of prediction, training seconds).
+        """
         from ade_distill.student.model import StudentExtractor
         from ade_distill.student.train import train_student
 
+        if self.task.unit == "document":  # concept-level relations: link every mention pair (see combine.py)
+            train = [expand_document_relations(e) for e in train]
+            dev = [expand_document_relations(e) for e in dev]
         folder.mkdir(parents=True, exist_ok=True)
         write_examples(folder / "train.jsonl", train)
         write_examples(folder / "dev.jsonl", dev)
-        tkey = make_key("train", self.train_config.model_dump(), self.cfg.task,
+        tkey = make_key("train", self.train_config.model_dump(), self.task.model_dump(),
                         file_hash(folder / "train.jsonl"), file_hash(folder / "dev.jsonl"))
-        tstage = Stage(folder / "model", tkey)
+        model_dir = Path(self.cfg.runs_dir) / "models" / tkey
+        tstage = Stage(model_dir, tkey)
         if not tstage.done:
-            self._log(f"train {name}: {len(train):,} train / {len(dev):,} dev examples")
+            self._log(f"train {name}: {len(train):,} train / {len(dev):,} dev examples → {model_dir}")
             tstage.start()
-            train_student(self.task, train, dev, self.train_config, folder / "model")
-            tstage.finish({"train": len(train), "dev": len(dev)})
+            train_student(self.task, train, dev, self.train_config, model_dir)
+            tstage.finish({"train": len(train), "dev": len(dev), "for": f"{self.cfg.name}/{folder.name}"})
+        else:
+            self._log(f"reuse {name} model {model_dir}")
+        (folder / "model.txt").write_text(f"{model_dir}\n", encoding="utf-8")
         pkey = make_key("predict", tkey, [(e.id, e.text) for e in test])
-        pstage = Stage(folder / "predict", pkey)
-        pred_path = folder / "predict" / "predictions.jsonl"
+        pstage = Stage(model_dir / f"predict-{pkey}", pkey)
+        pred_path = pstage.folder / "predictions.jsonl"
         if not pstage.done:
             pstage.start()
-            model = StudentExtractor.from_pretrained(folder / "model")
+            model = StudentExtractor.from_pretrained(model_dir)
             t = time.perf_counter()
             preds = model.predict(strip_labels(test))
             dt = time.perf_counter() - t
@@ -242,7 +255,7 @@ class Reproduction:
             preds[f"teacher:{name}"] = self.teacher_predictions(recs, test)
         if len(teacher_records) > 1:
             voted, _ = vote({n: self.teacher_predictions(r, test) for n, r in teacher_records.items()},
-                            min_votes=self.cfg.silver.min_votes)
+                            min_votes=min(self.cfg.silver.vote_system_min_votes, len(teacher_records)))
             vmap = {e.id: e for e in voted}
             preds[VOTE] = [vmap.get(g.id, Example(id=g.id, text=g.text)) for g in test]
         if self.out_of_time():

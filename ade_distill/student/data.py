@@ -7,7 +7,11 @@ What is ignored, and counted (:class:`FeatureStats`):
 * spans and relations whose confidence (``Span.score`` / ``Relation.score``; ``None`` counts as 1.0) is below
   ``min_confidence``, and relations touching a dropped span;
 * spans cut off by truncation (``lost``) or overlapping an earlier span of the same tag sequence (``conflict``),
-  see :mod:`ade_distill.student.encode`.
+  see :mod:`ade_distill.student.encode`;
+* for the pairwise architecture's joint tag set (one BIO sequence for heads and tails), tail spans overlapping a
+  head span (``tail_overlapping_head``, e.g. DRUG "codeine" inside ADE "codeine intoxication"): the head wins and
+  the whole tail is left out of ``Features.tail_tags`` (a partial tail would be an ``I`` without ``B``). The
+  drug-conditioned model tags tails per head mention and keeps them.
 
 With ``confidence_weighting`` the loss of every word tagged by a span is multiplied by that span's score and the
 loss of a tail word in stage 2 by the relation's score (words tagged O keep weight 1).
@@ -52,7 +56,7 @@ class Features:
     enc: Encoding
     head_tags: list[int]
     head_weights: list[float]
-    tail_tags: list[int]  # every tail entity of the example (pairwise architecture)
+    tail_tags: list[int]  # every tail entity not overlapping a head (pairwise joint tag set)
     tail_weights: list[float]
     mentions: list[Mention]
     pairs: list[tuple[tuple[int, int], tuple[int, int], int, float]]  # head range, tail range, label, weight
@@ -68,6 +72,7 @@ class FeatureStats:
     low_confidence_spans: int = 0
     relations_used: int = 0
     relations_dropped: int = 0
+    tail_overlapping_head: int = 0
     head: AlignStats = field(default_factory=AlignStats)
     tail: AlignStats = field(default_factory=AlignStats)
 
@@ -140,15 +145,23 @@ def build_features(
                     head_weights[w] = weight_of(s.score)
         stats.head.add(tagged.stats)
 
-        # Pairwise: every tail entity (tail spans overlapping a head are conflicts of the joint tag set).
+        # Pairwise: every tail entity. A tail overlapping a head cannot be held by the joint tag sequence: it is
+        # left out whole (the head wins) and counted, never merged word by word into a broken I-without-B span.
         ttag = spans_to_word_tags(enc.words, [(s.start, s.end) for s in tails])
         stats.tail.add(ttag.stats)
         tail_ranges = {s.id: r for s, r in zip(tails, ttag.ranges, strict=True)}
+        joint_tail_tags = list(ttag.tags)
         tail_weights = [1.0] * n
         for s, rng in zip(tails, ttag.ranges, strict=True):
-            if rng is not None:
+            if rng is None:
+                continue
+            if any(head_tags[w] != O for w in range(*rng)):
+                stats.tail_overlapping_head += 1
                 for w in range(*rng):
-                    tail_weights[w] = weight_of(s.score)
+                    joint_tail_tags[w] = O
+                continue
+            for w in range(*rng):
+                tail_weights[w] = weight_of(s.score)
 
         # Stage 2: one mention per distinct head word range, tagged with that head's tails.
         mentions: dict[tuple[int, int], Mention] = {}
@@ -193,7 +206,7 @@ def build_features(
         has_rel = bool(pairs_pos)
         stats.with_relations += int(has_rel)
         out.append(
-            Features(i, enc, head_tags, head_weights, ttag.tags, tail_weights, list(mentions.values()), pairs, has_rel)
+            Features(i, enc, head_tags, head_weights, joint_tail_tags, tail_weights, list(mentions.values()), pairs, has_rel)
         )
     return out
 

@@ -11,8 +11,9 @@ labelling every piece).
 
 Snapping rule (char span → words): a span covers every word whose character range overlaps ``[start, end)``.
 A span whose ends fall inside a word is therefore widened to whole words; this is counted as ``snapped``
-(:class:`AlignStats`). A span that overlaps no word (only whitespace, or cut off by truncation) is counted as
-``lost``; a span whose words are already tagged by an earlier span of the same tag sequence is counted as
+(:class:`AlignStats`). A span that overlaps no word (only whitespace, or cut off by truncation — a word cut
+mid-way by ``max_length`` is dropped whole) is counted as ``lost``; a span of several words of which only the
+first ones survive truncation keeps those words and is counted as ``snapped``; a span whose words are already tagged by an earlier span of the same tag sequence is counted as
 ``conflict`` and skipped (spans are processed in input order; the first one wins).
 """
 
@@ -34,7 +35,8 @@ class Encoding:
     Attributes:
         input_ids: token ids including special tokens (truncated to ``max_length``).
         token_word: word index of each token, ``-1`` for special tokens.
-        words: ``(start, end)`` character range of each word that survived truncation.
+        words: ``(start, end)`` character range of each word that survived truncation whole (a word cut by
+            ``max_length`` is not a word of the encoding; its pieces have ``token_word`` -1).
         first_token: index of the first sub-word token of each word.
         truncated: True when words were cut off by ``max_length``.
     """
@@ -108,6 +110,15 @@ def encode_texts(tokenizer: Any, texts: Sequence[str], max_length: int) -> list[
             if full is None:
                 full = tokenizer(list(texts), truncation=False, add_special_tokens=True)
             truncated = len(full["input_ids"][i]) > len(ids)
+            if truncated and words:
+                # A word cut mid-way (its first pieces kept) would pose as a shorter word: a span on it would be
+                # trained, and predicted, with an end inside the word. Drop it; its pieces carry no label.
+                full_words = [w for w in full.word_ids(i) if w is not None]
+                kept = [w for w in wids if w is not None]
+                if len(kept) < len(full_words) and full_words[len(kept)] == kept[-1]:
+                    cut = len(words) - 1
+                    del words[cut], first[cut]
+                    token_word = [-1 if x == cut else x for x in token_word]
         out.append(
             Encoding(
                 input_ids=tuple(ids),

@@ -2,7 +2,8 @@
 classifier over candidate (head, tail) pairs.
 
 Joint tag set: ``O, B-HEAD, I-HEAD, B-TAIL, I-TAIL`` (one softmax). A tail span overlapping a head span cannot be
-represented in one tag sequence; such spans are counted as conflicts in training (the head wins). At inference
+represented in one tag sequence; such tails are left out of the joint tags in training (the head wins) and counted
+as ``tail_overlapping_head`` (:class:`~ade_distill.student.data.FeatureStats`). At inference
 every predicted head × every predicted tail of a sentence is a candidate; the classifier sees
 ``[pool(head); pool(tail); pool(head) * pool(tail)]`` (mean-pooled token states) and outputs P(related).
 """

@@ -8,7 +8,8 @@ Guarantees:
 * **Resumable**: records already in ``out`` are skipped (their ids must be the prefix of this input, else
   :class:`ConfigError`); finished calls live in the response cache (SQLite), the source of truth, so a job
   killed at any moment reruns to a byte-identical file without paying twice. Records with status ``error`` at
-  the end of a previous run are relabeled: the file is cut just before the first of them.
+  the end of a previous run are relabeled: the file is cut just before the first of them. When the input has
+  grown since, ``source_ids`` of the records already written are updated to this input's ids.
 * **Fault tolerant**: transient failures (429 with ``Retry-After``, 5xx, timeouts, dropped connections,
   malformed bodies) are retried with exponential backoff (tenacity); a record whose retries run out is written
   with status ``error`` (counted, retried on the next run). Auth/config failures stop the job at once
@@ -411,10 +412,20 @@ def _read_existing(out: Path, units: list[_Unit]) -> list[Example]:
                 f"{out} already holds record {ex.id!r} at line {k + 1}, which is not record {k + 1} of this "
                 "input; it comes from another job: choose another --out or delete the file"
             )
+    rewrite = False
+    # An input extended since the last run may repeat a text already labeled: its id belongs to that record.
+    for k, ex in enumerate(existing):
+        if ex.meta.get("source_ids") != units[k].source_ids:
+            existing[k] = ex.model_copy(update={"meta": {**ex.meta, "source_ids": list(units[k].source_ids)}})
+            rewrite = True
+    if rewrite:
+        log.info("%s: source_ids of earlier records updated for this input", out)
     first_err = next((k for k, ex in enumerate(existing) if ex.meta.get("status") == "error"), None)
     if first_err is not None:
         log.info("%s: relabeling from record %d (status error in the previous run)", out, first_err + 1)
         existing = existing[:first_err]
+        rewrite = True
+    if rewrite:
         write_examples(out, existing)
     return existing
 

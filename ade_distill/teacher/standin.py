@@ -8,7 +8,8 @@ whole message) in a recordings file (``shared/data/teacher_outputs`` format), an
 Faults (names): ``429`` (with ``Retry-After``), ``500``, ``hang`` (sleeps ``hang_s`` before answering, past the
 client's timeout), ``drop`` (closes the connection without a response), ``malformed`` (200 with a body that is
 not JSON), ``content_filter`` (finish_reason content_filter, partial content), ``length`` (the content cut in
-half, finish_reason length), ``401`` (auth error, echoing the bearer token like a careless server would).
+half, finish_reason length), ``401`` (auth error, echoing the bearer token like a careless server would),
+``quota`` (429 with error code ``insufficient_quota``, as OpenAI answers an account out of credit).
 ``faults_by_text`` maps an input text to the faults its successive requests get (then it is served normally);
 ``fail_first`` applies to the first requests overall, whatever their text. ``requests_by_text`` counts requests.
 
@@ -34,7 +35,7 @@ from ade_distill.teacher.prompts import extract_input_text
 
 __all__ = ["StandinServer", "FAULTS"]
 
-FAULTS = ("429", "500", "hang", "drop", "malformed", "content_filter", "length", "401")
+FAULTS = ("429", "500", "hang", "drop", "malformed", "content_filter", "length", "401", "quota")
 
 
 class _Server(ThreadingHTTPServer):
@@ -198,6 +199,10 @@ class StandinServer:
                 if fault == "429":
                     err = {"error": {"message": "Rate limit reached", "type": "rate_limit_exceeded", "code": "rate_limit"}}
                     self._send(429, json.dumps(err).encode(), {"Retry-After": f"{server.retry_after_s:g}"})
+                elif fault == "quota":
+                    err = {"error": {"message": "You exceeded your current quota, please check your plan and billing "
+                                     "details.", "type": "insufficient_quota", "code": "insufficient_quota"}}
+                    self._send(429, json.dumps(err).encode())
                 elif fault == "500":
                     self._send(500, b'{"error": {"message": "internal error", "type": "server_error"}}')
                 elif fault == "401":

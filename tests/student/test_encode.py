@@ -88,3 +88,16 @@ def test_truncation_is_flagged(tokenizer) -> None:
     (short,) = encode_texts(tokenizer, ["short text"], max_length=16)
     assert not short.truncated
     assert I == 2
+
+
+def test_word_cut_by_truncation_is_dropped_and_its_span_lost(tokenizer) -> None:
+    text = "word word word azithromycin ototoxicity."
+    # [CLS] word word word az ##ith [SEP]: "azithromycin" is cut after two of its five pieces
+    (enc,) = encode_texts(tokenizer, [text], max_length=7)
+    assert enc.truncated
+    assert [text[s:e] for s, e in enc.words] == ["word", "word", "word"]  # no partial word "azith"
+    assert enc.token_word.count(-1) == 4 and len(enc.first_token) == 3  # CLS, az, ##ith, SEP carry no word
+    tagged = spans_to_word_tags(enc.words, [(15, 27)])  # "azithromycin": cut off, counted as lost
+    assert tagged.stats.lost == 1 and tagged.stats.snapped == 0
+    (whole,) = encode_texts(tokenizer, [text], max_length=10)  # cut right after a whole word: nothing dropped
+    assert [text[s:e] for s, e in whole.words] == ["word", "word", "word", "azithromycin"]

@@ -84,3 +84,26 @@ def test_length_grouped_batches_cover_everything_once() -> None:
     for b in batches:
         assert abs(lengths[b[0]] - lengths[b[-1]]) <= 4  # similar lengths share a batch
     assert batches == length_grouped_batches(lengths, 2, seed=1, group_factor=50)  # seeded
+
+
+def test_pairwise_joint_tags_leave_out_tails_overlapping_a_head(tokenizer, ade_task) -> None:
+    """ADE has ~120 sentences like this one: the DRUG lies inside the ADE span. The joint tag sequence cannot hold
+    both; the tail must be left out whole and counted, not merged into an I-TAIL without B-TAIL."""
+    text = "Codeine intoxication in the neonate."
+    ex = Example(
+        id="o1", text=text,
+        spans=(Span(id="T1", label="DRUG", start=0, end=7, text="Codeine"),
+               Span(id="T2", label="ADE", start=0, end=20, text="Codeine intoxication")),
+        relations=(Relation(head="T1", tail="T2", label="ADE"),),
+    )
+    encs = encode_texts(tokenizer, [text], 64)
+    stats = FeatureStats()
+    (f,) = build_features(ade_task, [ex], encs, stats=stats)
+    assert stats.tail_overlapping_head == 1 and stats.as_dict()["tail_overlapping_head"] == 1
+    batch = collate([f], tokenizer.pad_token_id, "pairwise")
+    labels = [x for x in batch["entity_labels"][0].tolist() if x != -100]  # one per word
+    assert labels[0] == 1  # B-HEAD on "Codeine"
+    assert 4 not in labels and 3 not in labels  # no orphan I-TAIL on "intoxication"
+    # the drug-conditioned stage 2 still learns the tail for its head
+    (m,) = f.mentions
+    assert m.tails == [(0, 2)]

@@ -85,6 +85,16 @@ def test_auth_error_fails_fast_and_keeps_finished_prefix(tmp_path, ade_task, jso
     assert len(list(read_examples(tmp_path / "o.jsonl"))) == 5
 
 
+def test_insufficient_quota_429_fails_fast_instead_of_retrying(tmp_path, ade_task, json_recordings, sample_inputs):
+    # OpenAI answers an account out of credit with 429 code insufficient_quota: no retry can cure it, so the job
+    # must stop at once like an auth error (not retry every record and write them all as status error).
+    with StandinServer(json_recordings, faults_by_text={sample_inputs[3].text: ["quota", "quota", "quota", "quota"]}) as srv:
+        with pytest.raises(BackendError, match="insufficient quota"):
+            _run(ade_task, srv, sample_inputs, tmp_path / "o.jsonl", concurrency=1)
+        assert srv.faults_served["quota"] == 1 and srv.total_requests == 4
+    assert len(list(read_examples(tmp_path / "o.jsonl"))) == 3
+
+
 def test_budget_stops_cleanly_and_resumes(tmp_path, ade_task, json_recordings, sample_inputs):
     with StandinServer(json_recordings) as srv:
         ref = _run(ade_task, srv, sample_inputs, tmp_path / "ref.jsonl", cache_path=tmp_path / "ref.sqlite")
@@ -129,6 +139,22 @@ def test_function_mode_and_concurrency_output_identical(tmp_path, ade_task, teac
     assert a == (tmp_path / "b.jsonl").read_bytes()
     first = next(read_examples(tmp_path / "a.jsonl"))
     assert first.meta["status"] == "ok" and first.relations and first.meta["prompt_hash"]
+
+
+def test_resume_with_extended_input_keeps_every_input_id(tmp_path, ade_task, json_recordings_path, sample_inputs):
+    from ade_distill.records import Example
+
+    out = tmp_path / "o.jsonl"
+    replay = f"replay:{json_recordings_path}"
+    label_examples(ade_task, replay, sample_inputs[:3], out, progress=False)
+    # the input grows; a new id repeats the text of a record written by the first run
+    again = Example(id="dup_of_0", text=sample_inputs[0].text)
+    inputs = [*sample_inputs[:4], again]
+    s = label_examples(ade_task, replay, inputs, out, progress=False)
+    recs = list(read_examples(out))
+    assert [r.id for r in recs] == [e.id for e in sample_inputs[:4]] and s.resumed == 3
+    assert recs[0].meta["source_ids"] == [sample_inputs[0].id, "dup_of_0"]
+    assert sum(len(r.meta["source_ids"]) for r in recs) == s.inputs == 5
 
 
 def test_out_from_another_input_is_refused(tmp_path, ade_task, json_recordings_path, sample_inputs):

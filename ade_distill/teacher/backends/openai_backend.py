@@ -4,7 +4,8 @@ async ``openai`` client (3.x): OpenAI, Azure OpenAI, vLLM, Ollama, llama.cpp ser
 The client's own retries are off (``max_retries=0``): the labeling job retries with tenacity so that it can
 honour ``Retry-After`` and count attempts. Errors are mapped to :class:`TransientError` (429, 5xx, 408/409,
 timeouts, dropped connections, malformed bodies) or :class:`~ade_distill.errors.BackendError` (auth, permission,
-unknown model, other 4xx) — the latter stops the job at once.
+unknown model, other 4xx, and a 429 whose error code is ``insufficient_quota``: out of credit, not rate limited) —
+the latter stops the job at once.
 
 Output format (``response_format``): ``auto`` tries structured output (``json_schema``), and on a 400 that
 names the format falls back to ``json_object`` then to plain ``text`` (the parser copes with all of them);
@@ -171,6 +172,9 @@ class OpenAIBackend:
                 resp = await client.chat.completions.create(**self._kwargs(request, mode))
                 break
             except openai.RateLimitError as err:
+                if getattr(err, "code", None) == "insufficient_quota":  # a 429 that no retry can cure
+                    raise BackendError(f"{self.kind} teacher {self.model!r} at {self.host}: HTTP 429 insufficient "
+                                       f"quota: {redact(str(err))} — check the account's plan and billing") from None
                 raise TransientError(f"429 rate limited: {redact(str(err))}",
                                      retry_after=parse_retry_after(err.response.headers)) from None
             except openai.APITimeoutError:

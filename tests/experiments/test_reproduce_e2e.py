@@ -1,0 +1,127 @@
+"""End-to-end reproduction runs on small real subsets: the offline replay protocol through the real CLI
+(report, rescoring, resume), and the paper's online config up to the network against the loopback stand-in."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from ade_distill.cli import app
+from ade_distill.records import Example, read_examples, write_examples
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY_STUDENT = {"encoder": "minilm", "epochs": 1, "batch_size": 8, "max_length": 64, "lr": 1e-4,
+                "head_lr": 1e-3, "patience": 0, "threads": 2}
+
+pytestmark = pytest.mark.slow
+
+
+def _subset(gold: list[Example], n_pmids: int) -> list[Example]:
+    """The examples of the first ``n_pmids`` PubMed IDs that have relations (positives and their negatives)."""
+    pmids: list[str] = []
+    for e in gold:
+        if e.relations and e.meta["pmid"] not in pmids:
+            pmids.append(e.meta["pmid"])
+        if len(pmids) == n_pmids:
+            break
+    keep = set(pmids)
+    return [e for e in gold if e.meta["pmid"] in keep]
+
+
+def _config(tmp_path: Path, gold_path: Path, **changes: object) -> Path:
+    raw = yaml.safe_load((ROOT / "configs" / "ade_gpt4_replay.yaml").read_text())
+    raw.update({"corpus": str(gold_path), "student": TINY_STUDENT, "folds": {"k": 2, "seed": 13},
+                "runs_dir": str(tmp_path / "runs"), "report_dir": str(tmp_path / "reports")})
+    raw["scoring"]["n_boot"] = 50
+    raw.update(changes)
+    p = tmp_path / f"{raw['name']}.yaml"
+    p.write_text(yaml.safe_dump(raw))
+    return p
+
+
+def test_replay_reproduction_report_rescore_and_resume(tmp_path: Path, ade_gold: list[Example]) -> None:
+    gold_path = tmp_path / "gold.jsonl"
+    write_examples(gold_path, _subset(ade_gold, 24))
+    cfg = _config(tmp_path, gold_path)
+    runner = CliRunner()
+    res = runner.invoke(app, ["reproduce", str(cfg), "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert "teacher:gpt-4-json" in res.output and "student" in res.output and "supervised" in res.output
+
+    report = tmp_path / "reports" / "ade_gpt4_replay"
+    results = json.loads((report / "results.json").read_text())
+    assert results["folds_done"] == [0, 1]
+    assert results["systems"] == ["teacher:gpt-4-json", "student", "supervised"]
+    n_pos = sum(1 for e in read_examples(gold_path) if e.relations)
+    assert results["n_scored"] == n_pos
+    for fold in results["per_fold"]:  # protocol guard stated and clean
+        assert all(c["clean"] for c in fold["contamination"].values())
+    for fig in ("f1_by_system.png", "cost_and_speed.png"):
+        assert (report / "figures" / fig).stat().st_size > 1000
+    md = (report / "README.md").read_text()
+    assert "ade-distill reproduce" in md and "Paired tests" in md and "clean=True" in md
+    cost = results["cost"]["systems"]["teacher:gpt-4-json"]
+    assert cost["tokens_per_1000"] > 0 and cost["usd_per_1000"] > 0
+
+    # Rescoring the committed prediction files reproduces the pooled results exactly.
+    exported = tmp_path / "gold_pos.jsonl"
+    r = runner.invoke(app, ["data", "export", "--corpus", str(gold_path), "--only-with-relations", "--out", str(exported)])
+    assert r.exit_code == 0, r.output
+    args = ["score", "--gold", str(exported), "--n-boot", "50", "--seed", "0", "--format", "json"]
+    for m in results["modes"]:
+        args += ["--mode", m]
+    for s in results["systems"]:
+        args += ["--pred", f"{s}={report / 'predictions' / (s.replace(':', '_') + '.jsonl')}"]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    rescored = json.loads(r.stdout)
+    assert rescored["results"] == results["pooled"]["results"]
+    assert rescored["paired"] == results["pooled"]["paired"]
+
+    # A rerun reuses every finished stage: no model is trained again and the numbers are identical.
+    models = sorted(p.name for p in (tmp_path / "runs" / "models").iterdir())
+    mtimes = {p: p.stat().st_mtime for p in (tmp_path / "runs" / "models").rglob("model.safetensors")}
+    res2 = runner.invoke(app, ["reproduce", str(cfg), "--quiet"])
+    assert res2.exit_code == 0, res2.output
+    assert sorted(p.name for p in (tmp_path / "runs" / "models").iterdir()) == models
+    assert {p: p.stat().st_mtime for p in mtimes} == mtimes
+    again = json.loads((report / "results.json").read_text())
+    assert again["pooled"]["results"] == results["pooled"]["results"]
+
+
+def test_paper_config_runs_up_to_the_network(tmp_path: Path, ade_gold: list[Example], data_root: Path) -> None:
+    """configs/paper_gpt35_pubmedbert.yaml with the OpenAI endpoint swapped for the loopback stand-in (serving the
+    recorded GPT-4 answers for ADE sentences, an empty answer for anything else) and MiniLM for PubMedBERT,
+    which cannot be downloaded here. Everything else — unlabeled-abstract silver, sentence splitting, the
+    OpenAI client, contamination filtering, training, scoring, report — is the real code path."""
+    from ade_distill.teacher.standin import StandinServer
+
+    gold_path = tmp_path / "gold.jsonl"
+    write_examples(gold_path, _subset(ade_gold, 16))
+    unlabeled = tmp_path / "abstracts.jsonl"
+    lines = (data_root / "pubmed_unlabeled" / "pubmed_abstracts.jsonl").read_text().splitlines()[:6]
+    unlabeled.write_text("\n".join(lines) + "\n")
+    raw = yaml.safe_load((ROOT / "configs" / "paper_gpt35_pubmedbert.yaml").read_text())
+    assert raw["teachers"][0]["spec"].startswith("openai:") and raw["student"]["encoder"] == "pubmedbert"
+    with StandinServer(recordings=data_root / "teacher_outputs" / "ade_gpt-4-1106-preview_json.jsonl") as srv:
+        raw["teachers"][0]["spec"] = f"openai-compatible:{srv.url}:gpt-3.5-turbo-0125"
+        raw["silver"]["unlabeled_path"] = str(unlabeled)
+        raw["silver"]["max_unlabeled_sentences"] = 40
+        raw.update({"corpus": str(gold_path), "student": TINY_STUDENT, "folds": {"k": 2, "seed": 13},
+                    "runs_dir": str(tmp_path / "runs"), "report_dir": str(tmp_path / "reports")})
+        raw["scoring"]["n_boot"] = 20
+        cfg = tmp_path / "paper.yaml"
+        cfg.write_text(yaml.safe_dump(raw))
+        res = CliRunner().invoke(app, ["reproduce", str(cfg), "--folds", "1", "--quiet"],
+                                 env={"ADE_DISTILL_API_KEY": "sk-test-not-a-real-key"})
+        assert res.exit_code == 0, res.output
+        assert srv.total_requests >= 40
+    results = json.loads((tmp_path / "reports" / "paper_gpt35_pubmedbert" / "results.json").read_text())
+    assert results["folds_done"] == [0]
+    silver = results["per_fold"][0]["silver"]
+    assert silver["records_in"] == 40 and results["teacher_summaries"]
+    assert "sk-test-not-a-real-key" not in (tmp_path / "reports" / "paper_gpt35_pubmedbert" / "results.json").read_text()
