@@ -23,7 +23,10 @@ def _parse_pred(spec: str) -> tuple[str, Path]:
 def score(
     gold: Annotated[Path, typer.Option("--gold", help="Gold examples (JSONL, common schema).")],
     pred: Annotated[list[str], typer.Option("--pred", help="NAME=PRED.jsonl; repeat for several systems.")],
-    mode: Annotated[str, typer.Option("--mode", help="strict|boundaries|lenient|text|concept|all")] = "all",
+    mode: Annotated[
+        list[str] | None,
+        typer.Option("--mode", help="strict|boundaries|lenient|text|concept|all; repeat or comma-separate for several"),
+    ] = None,
     fmt: Annotated[str, typer.Option("--format", help="table, json or markdown")] = "table",
     out: Annotated[Path | None, typer.Option("--out", help="Folder for results.json, report.md, errors.md/json.")] = None,
     n_boot: Annotated[int, typer.Option("--n-boot", help="Bootstrap samples (0: no CIs, no paired tests).")] = 1000,
@@ -47,7 +50,7 @@ def score(
         raise ConfigError(f"--pred names must be unique, got {names}")
     gold_ex = list(read_examples(gold))
     systems = {name: list(read_examples(path)) for name, path in specs}
-    modes = resolve_modes(mode, gold_ex)
+    modes = resolve_modes(mode or ["all"], gold_ex)
     report = score_systems(gold_ex, systems, modes=modes, n_boot=n_boot, seed=seed,
                            missing_as_empty=missing_as_empty)
     console = Console(width=200)

@@ -41,12 +41,20 @@ def check_mode_level(mode: str, level: str, gold: Sequence[Example]) -> None:
         )
 
 
-def resolve_modes(mode: str, gold: Sequence[Example]) -> tuple[str, ...]:
-    """``all`` → the four ADE modes, plus ``concept`` when gold carries concept ids; else the one mode."""
-    if mode == "all":
-        return (*ADE_MODES, "concept") if has_concepts(gold) else ADE_MODES
-    check_mode_level(mode, "entity", gold)
-    return (mode,)
+def resolve_modes(mode: str | Sequence[str], gold: Sequence[Example]) -> tuple[str, ...]:
+    """Modes in the order given (repeated or comma-separated), duplicates removed; ``all`` → the four ADE modes,
+    plus ``concept`` when gold carries concept ids."""
+    names = [mode] if isinstance(mode, str) else list(mode)
+    out: list[str] = []
+    for name in (n.strip() for item in names for n in item.split(",")):
+        if not name:
+            continue
+        expanded = ((*ADE_MODES, "concept") if has_concepts(gold) else ADE_MODES) if name == "all" else (name,)
+        for m in expanded:
+            check_mode_level(m, "entity", gold)
+            if m not in out:
+                out.append(m)
+    return tuple(out)
 
 
 def score_systems(

@@ -16,9 +16,9 @@ def _final_table(res: dict) -> None:
     modes = res["modes"]
     n = len(res["folds_done"])
     table = Table(title=f"{res['config_name']}: relation F1 % [95% CI], {n} fold(s), {res['n_scored']:,} test examples")
-    table.add_column("system")
+    table.add_column("system", no_wrap=True)
     for m in modes:
-        table.add_column(m, justify="right")
+        table.add_column(m, justify="right", no_wrap=True)
     for s in res["systems"]:
         cells = []
         for m in modes:
@@ -27,7 +27,7 @@ def _final_table(res: dict) -> None:
         table.add_row(s, *cells)
     console = Console()
     if not console.is_terminal:  # piped or logged: do not squeeze the table into 80 columns
-        console = Console(width=max(100, console.width))
+        console = Console(width=max(140, console.width))
     console.print(table)
 
 

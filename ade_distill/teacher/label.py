@@ -200,6 +200,19 @@ class _Unit:
     source_ids: list[str]
 
 
+def run_coroutine(coro: Any) -> Any:
+    """``asyncio.run`` that also works where an event loop is already running (Jupyter, IPython): there the
+    coroutine runs to completion on a fresh loop in a worker thread, and exceptions propagate unchanged."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ade-distill-label") as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 def dedupe_examples(examples: Iterable[Example]) -> tuple[list[_Unit], int]:
     """One unit per distinct text (first id kept, all ids in ``source_ids``). Returns ``(units, inputs)``."""
     by_text: dict[str, _Unit] = {}
@@ -553,7 +566,7 @@ def label_examples(
             await backend.aclose()
 
     try:
-        done = asyncio.run(_main())
+        done = run_coroutine(_main())
     finally:
         if cache is not None:
             cache.close()

@@ -98,6 +98,8 @@ def test_paper_config_runs_up_to_the_network(tmp_path: Path, ade_gold: list[Exam
     recorded GPT-4 answers for ADE sentences, an empty answer for anything else) and MiniLM for PubMedBERT,
     which cannot be downloaded here. Everything else — unlabeled-abstract silver, sentence splitting, the
     OpenAI client, contamination filtering, training, scoring, report — is the real code path."""
+    from ade_distill.data.unlabeled import iter_documents, to_sentences
+    from ade_distill.teacher.backends.replay import load_recordings
     from ade_distill.teacher.standin import StandinServer
 
     gold_path = tmp_path / "gold.jsonl"
@@ -107,7 +109,16 @@ def test_paper_config_runs_up_to_the_network(tmp_path: Path, ade_gold: list[Exam
     unlabeled.write_text("\n".join(lines) + "\n")
     raw = yaml.safe_load((ROOT / "configs" / "paper_gpt35_pubmedbert.yaml").read_text())
     assert raw["teachers"][0]["spec"].startswith("openai:") and raw["student"]["encoder"] == "pubmedbert"
-    with StandinServer(recordings=data_root / "teacher_outputs" / "ade_gpt-4-1106-preview_json.jsonl") as srv:
+    # The server answers ADE sentences with the recorded GPT-4 output and each unlabeled sentence with a
+    # made-up relation between its first and last words (this test checks the plumbing, not the labels).
+    recordings, _ = load_recordings(data_root / "teacher_outputs" / "ade_gpt-4-1106-preview_json.jsonl")
+    for sent in list(to_sentences(iter_documents(unlabeled)))[:40]:
+        words = sent.text.rstrip(".").split()
+        item = {"drug": words[0], "ade": words[-1]}
+        recordings[sent.text] = {"text": sent.text, "finish_reason": "stop", "function_call": None,
+                                 "content": json.dumps({"relations": [item]}), "model": "gpt-3.5-turbo-0125",
+                                 "usage": {"prompt_tokens": 300, "completion_tokens": 20, "total_tokens": 320}}
+    with StandinServer(recordings=recordings) as srv:
         raw["teachers"][0]["spec"] = f"openai-compatible:{srv.url}:gpt-3.5-turbo-0125"
         raw["silver"]["unlabeled_path"] = str(unlabeled)
         raw["silver"]["max_unlabeled_sentences"] = 40
@@ -123,5 +134,5 @@ def test_paper_config_runs_up_to_the_network(tmp_path: Path, ade_gold: list[Exam
     results = json.loads((tmp_path / "reports" / "paper_gpt35_pubmedbert" / "results.json").read_text())
     assert results["folds_done"] == [0]
     silver = results["per_fold"][0]["silver"]
-    assert silver["records_in"] == 40 and results["teacher_summaries"]
+    assert silver["records_in"] == 40 and silver["relations_out"] > 0 and results["teacher_summaries"]
     assert "sk-test-not-a-real-key" not in (tmp_path / "reports" / "paper_gpt35_pubmedbert" / "results.json").read_text()

@@ -164,3 +164,24 @@ def test_out_from_another_input_is_refused(tmp_path, ade_task, json_recordings_p
     label_examples(ade_task, f"replay:{json_recordings_path}", sample_inputs[:3], out, progress=False)
     with pytest.raises(ConfigError, match="another job"):
         label_examples(ade_task, f"replay:{json_recordings_path}", sample_inputs[5:9], out, progress=False)
+
+
+def test_label_examples_works_inside_a_running_event_loop(tmp_path) -> None:
+    """Notebook users call label_examples from a cell, where an asyncio loop is already running."""
+    import asyncio
+
+    from ade_distill.records import Example
+    from ade_distill.tasks import load_task
+    from ade_distill.teacher.label import label_examples
+
+    rec = tmp_path / "rec.jsonl"
+    rec.write_text('{"text": "Aspirin caused rash.", "finish_reason": "stop", "function_call": null, '
+                   '"content": "{\\"relations\\": [{\\"drug\\": \\"Aspirin\\", \\"ade\\": \\"rash\\"}]}", '
+                   '"model": "m", "usage": {"prompt_tokens": 1, "completion_tokens": 1}}\n')
+
+    async def inside_loop() -> int:
+        summary = label_examples(load_task("ade"), f"replay:{rec}", [Example(id="a", text="Aspirin caused rash.")],
+                                 tmp_path / "out.jsonl", progress=False)
+        return summary.records
+
+    assert asyncio.run(inside_loop()) == 1
