@@ -42,6 +42,11 @@ def reproduce(
     ] = None,
     runs_dir: Annotated[Path | None, typer.Option("--runs-dir", help="Stage cache (default: runs/).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
+    reuse_reported_folds: Annotated[
+        bool,
+        typer.Option("--reuse-reported-folds",
+                     help="Resume from the fold results kept in the report folder (e.g. a run begun on another machine)."),
+    ] = False,
 ) -> None:
     """Run the paper's protocol from one config: folds → teacher → silver → student → scores → report.
 
@@ -61,15 +66,21 @@ def reproduce(
         parts += ["--max-minutes", f"{max_minutes:g}"]
     command = " ".join(shlex.quote(p) for p in parts)
     rep = Reproduction(cfg, RunOptions(folds=folds, max_minutes=max_minutes, progress=not quiet, command=command))
+    full_report = report_dir or Path(cfg.report_dir) / cfg.name
+    if reuse_reported_folds:
+        typer.echo(f"reusing {rep.seed_from_report(full_report)} fold result(s) from {full_report}/folds", err=True)
     run = rep.run()
     if not run.folds_done:
         typer.echo("no fold finished within the time limit; rerun to resume", err=True)
         raise typer.Exit(3)
     res, pooled, _gold = build_results(rep, run, command)
-    out = report_dir or Path(cfg.report_dir) / cfg.name
-    analysis_file = out / "analysis.md"
-    analysis = analysis_file.read_text(encoding="utf-8") if analysis_file.is_file() else ""
-    write_report(res, pooled, out, analysis)
+    complete = len(run.folds_done) == cfg.folds.k
+    # A partial run (the demo's --folds 1, or --max-minutes) never overwrites the report of a full run.
+    out = full_report if (complete or report_dir is not None) else rep.run_dir / "report-partial"
+    analysis_file = full_report / "analysis.md"
+    analysis = analysis_file.read_text(encoding="utf-8") if analysis_file.is_file() and complete else ""
+    dirs = [(d, d.relative_to(rep.run_dir)) for d in rep.result_dirs()]
+    write_report(res, pooled, out, analysis, dirs)
     _final_table(res)
     typer.echo(f"report: {out}/README.md")
     if run.stopped_early:

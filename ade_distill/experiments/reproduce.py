@@ -12,9 +12,11 @@ end of a session) resumes with the next unfinished stage.
 
 from __future__ import annotations
 
+import json
 import logging
 import platform
 import random
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -66,6 +68,34 @@ class RunResult:
     teacher_summaries: dict[str, Any] = field(default_factory=dict)
     curve: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+
+
+RESULT_FORMAT = 1
+
+
+def file_name(system: str) -> str:
+    """File name of a system's predictions (``teacher:gpt-4`` → ``teacher_gpt-4.jsonl``)."""
+    return system.replace(":", "_").replace("/", "_") + ".jsonl"
+
+
+def save_fold_result(fr: FoldResult, stage: Stage) -> None:
+    """Write a finished fold (predictions, scores, silver and guard counts) into ``stage.folder``."""
+    folder = stage.start()
+    (folder / "predictions").mkdir(exist_ok=True)
+    for system, preds in fr.predictions.items():
+        write_examples(folder / "predictions" / file_name(system), preds)
+    payload = {"fold": fr.fold, "systems": list(fr.predictions), "gold_ids": [e.id for e in fr.gold],
+               "scores": fr.scores, "silver": fr.silver, "contamination": fr.contamination,
+               "timings": fr.timings, "student_speed": fr.student_speed}
+    (folder / "fold.json").write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
+    stage.finish({"fold": fr.fold})
+
+
+def load_fold_result(folder: Path, by_id: dict[str, Example]) -> FoldResult:
+    raw = json.loads((folder / "fold.json").read_text(encoding="utf-8"))
+    preds = {s: list(read_examples(folder / "predictions" / file_name(s))) for s in raw["systems"]}
+    return FoldResult(raw["fold"], preds, [by_id[i] for i in raw["gold_ids"]], raw["scores"], raw["silver"],
+                      raw["contamination"], raw["timings"], raw["student_speed"])
 
 
 def _pmid(ex: Example) -> str:
@@ -229,6 +259,16 @@ class Reproduction:
                                    meta={"status": r.meta.get("status", "ok")}))
         return out
 
+    def result_key(self, folds: Folds, *parts: object) -> str:
+        """Key of a fold-level result: the whole config (paths to the data folder written as ``${data}``, so the
+        key is the same on every machine), the resolved student settings, the task and the folds."""
+        from ade_distill.paths import data_dir
+
+        cfg = self.cfg.model_dump(mode="json", exclude={"runs_dir", "report_dir", "description", "learning_curve"})
+        blob = json.dumps(cfg, sort_keys=True).replace(str(data_dir(required=False)), "${data}")
+        return make_key("result", RESULT_FORMAT, blob, self.train_config.model_dump(mode="json"),
+                        self.task.model_dump(mode="json"), folds.corpus_hash, folds.k, folds.seed, *parts)
+
     def run_fold(
         self,
         folds: Folds,
@@ -237,7 +277,27 @@ class Reproduction:
         silver_pool: dict[str, list[Example]],
     ) -> FoldResult | None:
         """One outer fold. ``teacher_records``: teacher output on the gold text (to score the teacher);
-        ``silver_pool``: teacher output the silver is drawn from (the same, or unlabeled text)."""
+        ``silver_pool``: teacher output the silver is drawn from (the same, or unlabeled text).
+
+        A finished fold is saved as a self-contained result (``fold{k}/result``: predictions, scores, counts)
+        that the report folder carries, so a later session on another machine can resume without the models
+        (``--reuse-reported-folds``)."""
+        result = Stage(self.run_dir / f"fold{fold}" / "result", self.result_key(folds, "fold", fold))
+        if result.done:
+            self._log(f"fold {fold}: reuse finished result")
+            return load_fold_result(result.folder, self.by_id)
+        fr = self._compute_fold(folds, fold, teacher_records, silver_pool)
+        if fr is not None:
+            save_fold_result(fr, result)
+        return fr
+
+    def _compute_fold(
+        self,
+        folds: Folds,
+        fold: int,
+        teacher_records: dict[str, list[Example]],
+        silver_pool: dict[str, list[Example]],
+    ) -> FoldResult | None:
         from ade_distill.evaluation import score_systems
 
         fold_dir = self.run_dir / f"fold{fold}"
@@ -288,6 +348,11 @@ class Reproduction:
             for frac in lc.fractions:
                 if self.out_of_time():
                     return
+                done = Stage(self.run_dir / f"fold{fold}" / f"curve_{frac:g}" / "result",
+                             self.result_key(folds, "curve", fold, frac))
+                if done.done:
+                    self.result.curve.append(done.summary)
+                    continue
                 rng = random.Random(f"{self.cfg.folds.seed}-{fold}-{frac}")
                 sub = sorted(rng.sample(range(len(s_train)), max(1, int(len(s_train) * frac))))
                 part = [s_train[i] for i in sub]
@@ -297,7 +362,28 @@ class Reproduction:
                 for mode in ("strict", "lenient"):
                     p, r, f1 = micro_prf(test, preds, mode=mode)
                     row[mode] = {"precision": p, "recall": r, "f1": f1}
+                done.start()
+                done.finish(row)
                 self.result.curve.append(row)
+
+    def result_dirs(self) -> list[Path]:
+        """Every finished fold-level result folder of this run (``fold*/result``, ``fold*/curve_*/result``)."""
+        return sorted(p.parent for p in self.run_dir.glob("fold*/**/result/stage.json"))
+
+    def seed_from_report(self, report_dir: Path) -> int:
+        """Copy fold-level results saved in a report folder (``<report>/folds/``) into this run's folder, so
+        that a run interrupted on another machine resumes without recomputing them. Results whose key does not
+        match the current config are ignored by :meth:`run_fold` as usual. Returns how many were copied."""
+        src = report_dir / "folds"
+        n = 0
+        for marker in sorted(src.glob("fold*/**/result/stage.json")):
+            rel = marker.parent.relative_to(src)
+            dest = self.run_dir / rel
+            if (dest / "stage.json").is_file():
+                continue
+            shutil.copytree(marker.parent, dest, dirs_exist_ok=True)
+            n += 1
+        return n
 
     # -- the whole run ---------------------------------------------------------------------------------------
     def run(self) -> RunResult:

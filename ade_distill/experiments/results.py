@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,6 +15,7 @@ from ade_distill.experiments.reproduce import (
     VOTE,
     Reproduction,
     RunResult,
+    file_name,
     machine_description,
 )
 from ade_distill.records import Example, read_examples, write_examples
@@ -36,10 +38,6 @@ def system_order(names: Sequence[str]) -> list[str]:
     teachers = [n for n in names if n.startswith("teacher:")]
     rest = [n for n in (VOTE, STUDENT, SUPERVISED) if n in names]
     return teachers + rest + [n for n in names if n not in teachers and n not in rest]
-
-
-def file_name(system: str) -> str:
-    return system.replace(":", "_").replace("/", "_") + ".jsonl"
 
 
 def teacher_cost(rep: Reproduction, records_by_teacher: dict[str, list[Example]]) -> dict[str, Any]:
@@ -148,12 +146,21 @@ def build_results(rep: Reproduction, run: RunResult, command: str) -> tuple[dict
     return res, pooled_preds, gold
 
 
-def write_report(res: dict[str, Any], pooled_preds: dict[str, list[Example]], out_dir: Path, analysis: str = "") -> Path:
-    """Write results.json, README.md, figures/*.png and predictions/*.jsonl into ``out_dir``."""
+def write_report(
+    res: dict[str, Any],
+    pooled_preds: dict[str, list[Example]],
+    out_dir: Path,
+    analysis: str = "",
+    result_dirs: Sequence[tuple[Path, Path]] = (),
+) -> Path:
+    """Write results.json, README.md, figures/*.png, predictions/*.jsonl and the fold-level results
+    (``result_dirs``: (source folder, path relative to ``out_dir/folds``)) into ``out_dir``."""
     from ade_distill.reports import figures
     from ade_distill.reports.markdown import render_report
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    for src, rel in result_dirs:
+        shutil.copytree(src, out_dir / "folds" / rel, dirs_exist_ok=True)
     (out_dir / "figures").mkdir(exist_ok=True)
     (out_dir / "predictions").mkdir(exist_ok=True)
     for s, preds in pooled_preds.items():

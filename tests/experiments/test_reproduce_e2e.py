@@ -92,6 +92,24 @@ def test_replay_reproduction_report_rescore_and_resume(tmp_path: Path, ade_gold:
     again = json.loads((report / "results.json").read_text())
     assert again["pooled"]["results"] == results["pooled"]["results"]
 
+    # A partial run (the README demo's --folds 1) reports under runs/ and leaves the full report alone.
+    before = (report / "results.json").read_bytes()
+    res3 = runner.invoke(app, ["reproduce", str(cfg), "--folds", "1", "--quiet"])
+    assert res3.exit_code == 0, res3.output
+    assert (report / "results.json").read_bytes() == before
+    assert (tmp_path / "runs" / "ade_gpt4_replay" / "report-partial" / "README.md").is_file()
+
+    # Another machine: no runs/ at all, only the committed report. --reuse-reported-folds resumes from the fold
+    # results kept in the report, trains nothing, and reproduces the numbers.
+    import shutil
+
+    shutil.rmtree(tmp_path / "runs")
+    res4 = runner.invoke(app, ["reproduce", str(cfg), "--quiet", "--reuse-reported-folds"])
+    assert res4.exit_code == 0, res4.output
+    assert not (tmp_path / "runs" / "models").exists()
+    final = json.loads((report / "results.json").read_text())
+    assert final["pooled"]["results"] == results["pooled"]["results"]
+
 
 def test_paper_config_runs_up_to_the_network(tmp_path: Path, ade_gold: list[Example], data_root: Path) -> None:
     """configs/paper_gpt35_pubmedbert.yaml with the OpenAI endpoint swapped for the loopback stand-in (serving the
@@ -131,8 +149,12 @@ def test_paper_config_runs_up_to_the_network(tmp_path: Path, ade_gold: list[Exam
                                  env={"ADE_DISTILL_API_KEY": "sk-test-not-a-real-key"})
         assert res.exit_code == 0, res.output
         assert srv.total_requests >= 40
-    results = json.loads((tmp_path / "reports" / "paper_gpt35_pubmedbert" / "results.json").read_text())
+    assert not (tmp_path / "reports" / "paper_gpt35_pubmedbert").exists()  # a partial run reports under runs/
+    partial = tmp_path / "runs" / "paper_gpt35_pubmedbert" / "report-partial"
+    results = json.loads((partial / "results.json").read_text())
     assert results["folds_done"] == [0]
     silver = results["per_fold"][0]["silver"]
     assert silver["records_in"] == 40 and silver["relations_out"] > 0 and results["teacher_summaries"]
-    assert "sk-test-not-a-real-key" not in (tmp_path / "reports" / "paper_gpt35_pubmedbert" / "results.json").read_text()
+    for f in tmp_path.rglob("*"):
+        if f.is_file():
+            assert b"sk-test-not-a-real-key" not in f.read_bytes(), f
