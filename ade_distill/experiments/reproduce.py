@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ade_distill.data.corpora import load_corpus
 from ade_distill.data.folds import Folds, check_folds, make_folds
@@ -31,6 +31,9 @@ from ade_distill.experiments.protocol import filter_silver, strip_labels
 from ade_distill.experiments.stages import Stage, file_hash, make_key
 from ade_distill.records import Example, read_examples, write_examples
 from ade_distill.tasks import TaskSpec, load_task
+
+if TYPE_CHECKING:
+    from ade_distill.student.train import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +123,10 @@ class Reproduction:
         from ade_distill.student.train import TrainConfig
 
         self.train_config = TrainConfig.build(**cfg.student)
+        # Gold labels carry no confidences: the supervised student uses the same settings minus the silver-only
+        # options, so configs that differ only in how silver is weighted share their supervised models.
+        self.supervised_config = self.train_config.model_copy(
+            update={"confidence_weighting": False, "min_confidence": 0.0})
 
     # -- helpers ---------------------------------------------------------------------------------------------
     def _log(self, msg: str) -> None:
@@ -198,7 +205,8 @@ class Reproduction:
         return [e for e in examples if _pmid(e) not in dev], [e for e in examples if _pmid(e) in dev]
 
     def _train_and_predict(
-        self, name: str, folder: Path, train: list[Example], dev: list[Example], test: list[Example]
+        self, name: str, folder: Path, train: list[Example], dev: list[Example], test: list[Example],
+        config: TrainConfig | None = None,
     ) -> tuple[list[Example], float, float]:
         """Train (or reuse) a student on ``train``/``dev`` and predict ``test``.
 
@@ -210,20 +218,21 @@ class Reproduction:
         from ade_distill.student.model import StudentExtractor
         from ade_distill.student.train import train_student
 
+        config = config or self.train_config
         if self.task.unit == "document":  # concept-level relations: link every mention pair (see combine.py)
             train = [expand_document_relations(e) for e in train]
             dev = [expand_document_relations(e) for e in dev]
         folder.mkdir(parents=True, exist_ok=True)
         write_examples(folder / "train.jsonl", train)
         write_examples(folder / "dev.jsonl", dev)
-        tkey = make_key("train", self.train_config.model_dump(), self.task.model_dump(),
+        tkey = make_key("train", config.model_dump(), self.task.model_dump(),
                         file_hash(folder / "train.jsonl"), file_hash(folder / "dev.jsonl"))
         model_dir = Path(self.cfg.runs_dir) / "models" / tkey
         tstage = Stage(model_dir, tkey)
         if not tstage.done:
             self._log(f"train {name}: {len(train):,} train / {len(dev):,} dev examples → {model_dir}")
             tstage.start()
-            train_student(self.task, train, dev, self.train_config, model_dir)
+            train_student(self.task, train, dev, config, model_dir)
             tstage.finish({"train": len(train), "dev": len(dev), "for": f"{self.cfg.name}/{folder.name}"})
         else:
             self._log(f"reuse {name} model {model_dir}")
@@ -330,7 +339,7 @@ class Reproduction:
                 gold_train = self.scored(gold_train)
             g_train, g_dev = self._dev_split(gold_train, fold)
             preds[SUPERVISED], _, timings[SUPERVISED] = self._train_and_predict(
-                SUPERVISED, fold_dir / SUPERVISED, g_train, g_dev, test)
+                SUPERVISED, fold_dir / SUPERVISED, g_train, g_dev, test, self.supervised_config)
         sc = self.cfg.scoring
         report = score_systems(test, preds, modes=sc.modes, n_boot=sc.n_boot, seed=sc.seed)
         return FoldResult(fold, preds, test, report.to_dict(), sstats.as_dict(), contamination, timings, speed)
