@@ -424,7 +424,8 @@ class Reproduction:
                 self.result.stopped_early = True
                 break
             self.result.folds_done.append(fr)
-        if cfg.learning_curve.fractions and not self.result.stopped_early:
+        complete = len(self.result.folds_done) == cfg.folds.k
+        if cfg.learning_curve.fractions and complete:  # extra trainings: full runs only, not the --folds 1 demo
             self.learning_curve(folds, silver_pool)
         self.result.seconds = time.time() - self.t0
         return self.result

@@ -75,6 +75,14 @@ def _recorded_rate(rep: Reproduction, teacher: str) -> float | None:
     return 1.0 / statistics.median(gaps) if gaps else None
 
 
+def error_counts(gold: list[Example], preds: dict[str, list[Example]]) -> dict[str, dict[str, dict[str, int]]]:
+    """Strict-mode error categories per system (entity and relation level), pooled over folds."""
+    from ade_distill.evaluation.errors_analysis import analyze_errors
+    from ade_distill.evaluation.metrics import align
+
+    return {s: analyze_errors(gold, align(gold, p), system=s).to_dict()["counts"] for s, p in preds.items()}
+
+
 def build_results(rep: Reproduction, run: RunResult, command: str) -> tuple[dict[str, Any], dict[str, list[Example]], list[Example]]:
     """Score pooled predictions and assemble the results dictionary. Returns (results, pooled preds, pooled gold)."""
     from ade_distill.evaluation import score_systems
@@ -88,6 +96,7 @@ def build_results(rep: Reproduction, run: RunResult, command: str) -> tuple[dict
     pooled_preds: dict[str, list[Example]] = {s: [p for f in done for p in f.predictions[s]] for s in systems}
     pooled = score_systems(gold, pooled_preds, modes=sc.modes, n_boot=sc.n_boot, seed=sc.seed).to_dict() if done else {}
     fold_scores = [f.scores for f in done]
+    errors = error_counts(gold, pooled_preds) if done else {}
     comparisons: dict[str, Any] = {}
     for t in [s for s in systems if s.startswith("teacher:") or s == VOTE]:
         for s in (STUDENT, SUPERVISED):
@@ -132,6 +141,7 @@ def build_results(rep: Reproduction, run: RunResult, command: str) -> tuple[dict
         "pooled": pooled,
         "fold_mean": fold_means(fold_scores, systems, sc.modes) if done else {},
         "comparisons": comparisons,
+        "errors_strict": errors,
         "per_fold": [
             {"fold": f.fold, "n_test": len(f.gold), "silver": f.silver, "contamination": f.contamination,
              "timings_seconds": f.timings, "student_sentences_per_second": f.student_speed,

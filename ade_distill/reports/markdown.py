@@ -98,6 +98,18 @@ def render_report(res: Mapping[str, Any], analysis: str = "") -> str:
         out += ["## Per-fold mean (relation F1)", "", fold_mean_table(res["fold_mean"], systems, modes), ""]
     if res.get("comparisons"):
         out += ["## Paired tests", "", paired_table(res["comparisons"], modes), ""]
+    if res.get("errors_strict"):
+        cats = ["boundary", "label", "wrong_pairing", "miss", "spurious", "ungrounded"]
+        out += ["## Errors (strict, relation level, pooled)", "",
+                "Every strict relation error, by cause: an argument with the wrong extent (`boundary`), the wrong "
+                "label, a right pair of mentions wrongly paired, a gold relation with no overlapping prediction "
+                "(`miss`), a prediction overlapping no gold relation (`spurious`), a string the teacher returned "
+                "that is not in the text (`ungrounded`).", "",
+                "| system | " + " | ".join(cats) + " |", "|---|" + "---|" * len(cats)]
+        for sname, counts in res["errors_strict"].items():
+            rel = counts.get("relation", {})
+            out.append(f"| {sname} | " + " | ".join(f"{rel.get(c, 0):,}" for c in cats) + " |")
+        out.append("")
     if analysis:
         out += ["## Analysis", "", analysis.strip(), ""]
     out += ["## Silver data and protocol guards", ""]
