@@ -1,8 +1,9 @@
 """Writes notebooks/walkthrough.ipynb (kept as code so the notebook stays reviewable in diffs).
 
-    python notebooks/build_walkthrough.py
+    python notebooks/build_walkthrough.py [OUT.ipynb]
 """
 
+import sys
 from pathlib import Path
 
 import nbformat as nbf
@@ -129,6 +130,6 @@ nb = nbf.v4.new_notebook(cells=cells, metadata={
     "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
     "language_info": {"name": "python"},
 })
-out = Path(__file__).resolve().parent / "walkthrough.ipynb"
+out = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent / "walkthrough.ipynb"
 nbf.write(nb, out)
 print(f"wrote {out}")
