@@ -75,7 +75,9 @@ def render_report(res: Mapping[str, Any], analysis: str = "") -> str:
         "",
         f"- Command: `{res['command']}`",
         f"- Folds: {n_done} of {cfg['folds']['k']} ({status}); folds file seed {cfg['folds']['seed']}, grouped by PubMed ID",
-        f"- Run time: {res['run_seconds'] / 60:.1f} min (this invocation; finished stages are reused from `runs/`)",
+        f"- Run time: {res['run_seconds'] / 60:.1f} min for this invocation (finished stages are reused from `runs/`); "
+        f"student training summed over folds: "
+        f"{sum(sum(f['timings_seconds'].values()) for f in res['per_fold']) / 60:.1f} min",
         f"- Machine: {res['machine']}",
         f"- Task `{cfg['task']}`, gold corpus `{cfg['corpus']}`, scored subset: {cfg['scoring']['subset']} "
         f"({res['n_scored']:,} test examples over the folds)",
