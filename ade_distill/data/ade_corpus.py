@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ade_distill.data.textio import iter_lines
 from ade_distill.errors import DataError
 from ade_distill.records import Example, Relation, Span
 
@@ -114,42 +115,37 @@ def _read_rel_file(path: Path) -> Iterator[tuple[str, str, _RawRelation]]:
     """Yield (pmid, sentence, relation) per line of a ``.rel`` file; malformed lines raise DataError."""
     if not path.is_file():
         raise DataError("file not found (is the data folder right? see `ade-distill data stats`)", path=path)
-    with path.open("rb") as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            try:
-                line = raw.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError as err:
-                raise DataError(f"invalid UTF-8 at byte {err.start}", path=path, line=lineno) from None
-            if not line.strip():
-                continue
-            parts = line.split("|")
-            if len(parts) < 8:
+    for lineno, line in iter_lines(path):
+        if not line.strip():
+            continue
+        parts = line.split("|")
+        if len(parts) < 8:
+            raise DataError(
+                f"expected 8 '|'-separated fields (PubMed-ID|sentence|effect|begin|end|drug|begin|end), "
+                f"found {len(parts)}",
+                path=path, line=lineno,
+            )
+        pmid = parts[0].strip()
+        tail = parts[-6:]
+        sentence = "|".join(parts[1:-6])
+        if not pmid.isdigit():
+            raise DataError(f"PubMed ID {pmid!r} is not numeric", path=path, line=lineno)
+        eff = _RawMention(tail[0], _parse_int(tail[1], "effect begin", path, lineno),
+                          _parse_int(tail[2], "effect end", path, lineno))
+        drug = _RawMention(tail[3], _parse_int(tail[4], "drug begin", path, lineno),
+                           _parse_int(tail[5], "drug end", path, lineno))
+        if not sentence.strip():
+            raise DataError("empty sentence", path=path, line=lineno)
+        for m, what in ((eff, "effect"), (drug, "drug")):
+            if not m.text:
+                raise DataError(f"empty {what} mention", path=path, line=lineno)
+            if m.begin < 0 or m.end - m.begin != len(m.text):
                 raise DataError(
-                    f"expected 8 '|'-separated fields (PubMed-ID|sentence|effect|begin|end|drug|begin|end), "
-                    f"found {len(parts)}",
+                    f"{what} offsets [{m.begin}, {m.end}) do not fit mention {m.text!r} "
+                    f"(length {len(m.text)}; expected end - begin == length, begin >= 0)",
                     path=path, line=lineno,
                 )
-            pmid = parts[0].strip()
-            tail = parts[-6:]
-            sentence = "|".join(parts[1:-6])
-            if not pmid.isdigit():
-                raise DataError(f"PubMed ID {pmid!r} is not numeric", path=path, line=lineno)
-            eff = _RawMention(tail[0], _parse_int(tail[1], "effect begin", path, lineno),
-                              _parse_int(tail[2], "effect end", path, lineno))
-            drug = _RawMention(tail[3], _parse_int(tail[4], "drug begin", path, lineno),
-                               _parse_int(tail[5], "drug end", path, lineno))
-            if not sentence.strip():
-                raise DataError("empty sentence", path=path, line=lineno)
-            for m, what in ((eff, "effect"), (drug, "drug")):
-                if not m.text:
-                    raise DataError(f"empty {what} mention", path=path, line=lineno)
-                if m.begin < 0 or m.end - m.begin != len(m.text):
-                    raise DataError(
-                        f"{what} offsets [{m.begin}, {m.end}) do not fit mention {m.text!r} "
-                        f"(length {len(m.text)}; expected end - begin == length, begin >= 0)",
-                        path=path, line=lineno,
-                    )
-            yield pmid, sentence, _RawRelation(lineno, eff, drug)
+        yield pmid, sentence, _RawRelation(lineno, eff, drug)
 
 
 def _locate(
@@ -242,20 +238,13 @@ def _build_positive(
 
 
 def _read_negatives(path: Path) -> Iterator[tuple[int, str, str]]:
-    if not path.is_file():
-        raise DataError("file not found", path=path)
-    with path.open("rb") as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            try:
-                line = raw.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError as err:
-                raise DataError(f"invalid UTF-8 at byte {err.start}", path=path, line=lineno) from None
-            if not line.strip():
-                continue
-            pmid, sep, sentence = line.partition(" NEG ")
-            if not sep or not pmid.strip().isdigit() or not sentence.strip():
-                raise DataError("expected 'PubMed-ID NEG sentence'", path=path, line=lineno)
-            yield lineno, pmid.strip(), sentence
+    for lineno, line in iter_lines(path):
+        if not line.strip():
+            continue
+        pmid, sep, sentence = line.partition(" NEG ")
+        if not sep or not pmid.strip().isdigit() or not sentence.strip():
+            raise DataError("expected 'PubMed-ID NEG sentence'", path=path, line=lineno)
+        yield lineno, pmid.strip(), sentence
 
 
 def read_ade_corpus(

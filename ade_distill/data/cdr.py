@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ade_distill.data.textio import iter_lines
 from ade_distill.errors import DataError
 from ade_distill.records import Example, Relation, Span
 
@@ -52,17 +53,12 @@ class CdrReport:
 def _blocks(path: Path) -> Iterator[tuple[int, list[tuple[int, str]]]]:
     """Yield (first_line_number, [(line_number, line), ...]) per blank-line separated document."""
     block: list[tuple[int, str]] = []
-    with path.open("rb") as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            try:
-                line = raw.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError as err:
-                raise DataError(f"invalid UTF-8 at byte {err.start}", path=path, line=lineno) from None
-            if line.strip():
-                block.append((lineno, line))
-            elif block:
-                yield block[0][0], block
-                block = []
+    for lineno, line in iter_lines(path):
+        if line.strip():
+            block.append((lineno, line))
+        elif block:
+            yield block[0][0], block
+            block = []
     if block:
         yield block[0][0], block
 

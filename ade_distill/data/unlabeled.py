@@ -15,6 +15,7 @@ from typing import IO
 from xml.etree import ElementTree as ET
 
 from ade_distill.data.sentences import split_sentences
+from ade_distill.data.textio import iter_lines
 from ade_distill.errors import DataError
 from ade_distill.records import Example, iter_jsonl, read_examples
 
@@ -129,22 +130,15 @@ def iter_abstracts_jsonl(path: str | Path) -> Iterator[Example]:
 def iter_plain_text(path: str | Path) -> Iterator[Example]:
     """Stream documents from a UTF-8 text file: paragraphs separated by blank lines."""
     p = Path(path)
-    if not p.is_file():
-        raise DataError("file not found", path=p)
     buf: list[str] = []
     k = 0
-    with p.open("rb") as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            try:
-                line = raw.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError as err:
-                raise DataError(f"invalid UTF-8 at byte {err.start}", path=p, line=lineno) from None
-            if line.strip():
-                buf.append(line.strip())
-            elif buf:
-                yield Example(id=f"{p.stem}_{k}", text=" ".join(buf), meta={"source": p.name})
-                k += 1
-                buf = []
+    for _lineno, line in iter_lines(p):
+        if line.strip():
+            buf.append(line.strip())
+        elif buf:
+            yield Example(id=f"{p.stem}_{k}", text=" ".join(buf), meta={"source": p.name})
+            k += 1
+            buf = []
     if buf:
         yield Example(id=f"{p.stem}_{k}", text=" ".join(buf), meta={"source": p.name})
 
