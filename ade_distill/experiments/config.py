@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ade_distill.errors import ConfigError
+from ade_distill.yamlio import read_yaml_mapping
 
 
 class _Strict(BaseModel):
@@ -140,14 +140,8 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Re
     from ade_distill.paths import data_dir
 
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"config file {p} not found (shipped configs are in configs/)")
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{p}: not valid YAML: {err}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{p}: expected a mapping at the top level")
+    raw = read_yaml_mapping(p, not_found=f"config file {p} not found (shipped configs are in configs/)",
+                            not_mapping="expected a mapping at the top level")
     raw = _substitute(raw, {"data": str(data_dir(required=False))})
     if overrides:
         raw = {**raw, **overrides}

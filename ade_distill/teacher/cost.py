@@ -10,9 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from ade_distill.errors import ConfigError
+from ade_distill.yamlio import read_yaml_mapping
 
 __all__ = ["Price", "PriceTable", "estimate_tokens", "CHARS_PER_TOKEN"]
 
@@ -54,14 +53,8 @@ class PriceTable:
 
     @staticmethod
     def _read(path: Path) -> dict[str, Price]:
-        if not path.is_file():
-            raise ConfigError(f"price table {str(path)!r} not found")
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: not valid YAML: {err}") from None
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: expected a mapping model -> {{input: USD, output: USD}} per 1M tokens")
+        raw = read_yaml_mapping(path, not_found=f"price table {str(path)!r} not found",
+                                not_mapping="expected a mapping model -> {input: USD, output: USD} per 1M tokens")
         out = {}
         for model, entry in raw.items():
             try:
