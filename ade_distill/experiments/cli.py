@@ -34,6 +34,10 @@ def _final_table(res: dict) -> None:
 def reproduce(
     config: Annotated[Path, typer.Argument(help="Reproduction config (configs/*.yaml).")],
     folds: Annotated[int | None, typer.Option("--folds", help="Run only the first K folds (default: all).")] = None,
+    only_fold: Annotated[
+        list[int] | None,
+        typer.Option("--only-fold", help="Run only this fold (repeatable), e.g. a dev fold used to choose methods."),
+    ] = None,
     max_minutes: Annotated[
         float | None, typer.Option("--max-minutes", help="Start no new stage after M minutes; rerun to resume.")
     ] = None,
@@ -62,10 +66,14 @@ def reproduce(
     parts = ["ade-distill", "reproduce", str(config)]
     if folds is not None:
         parts += ["--folds", str(folds)]
+    for f in sorted(set(only_fold or [])):
+        parts += ["--only-fold", str(f)]
     if max_minutes is not None:
         parts += ["--max-minutes", f"{max_minutes:g}"]
     command = " ".join(shlex.quote(p) for p in parts)
-    rep = Reproduction(cfg, RunOptions(folds=folds, max_minutes=max_minutes, progress=not quiet, command=command))
+    opts = RunOptions(folds=folds, only_folds=tuple(only_fold or ()), max_minutes=max_minutes, progress=not quiet,
+                      command=command)
+    rep = Reproduction(cfg, opts)
     full_report = report_dir or Path(cfg.report_dir) / cfg.name
     if reuse_reported_folds:
         typer.echo(f"reusing {rep.seed_from_report(full_report)} fold result(s) from {full_report}/folds", err=True)
@@ -87,5 +95,21 @@ def reproduce(
         typer.echo(f"stopped early after {len(run.folds_done)} fold(s) (--max-minutes); rerun to resume", err=True)
 
 
+def ablation(
+    spec: Annotated[Path, typer.Argument(help="Ablation spec (configs/beat_the_teacher.yaml).")],
+    out: Annotated[Path | None, typer.Option("--out", help="Report folder (default: reports/<spec name>).")] = None,
+) -> None:
+    """Lever table on the spec's dev fold and the final comparison on the other folds, from finished fold results
+    of the listed reproduce configs (run those first; missing ones are shown as pending)."""
+    from ade_distill.experiments.ablation import build, load_spec, write
+
+    sp = load_spec(spec)
+    res = build(sp)
+    readme = write(res, out or Path("reports") / sp.name, str(spec))
+    done = sum(r["status"] == "done" for r in res["rows"])
+    typer.echo(f"{done}/{len(res['rows'])} lever(s) done; report: {readme}")
+
+
 def register(app: typer.Typer) -> None:
     app.command("reproduce")(reproduce)
+    app.command("ablation")(ablation)

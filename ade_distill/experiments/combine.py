@@ -95,15 +95,43 @@ def single_teacher(records: Sequence[Example]) -> tuple[list[Example], SilverSta
     return out, st
 
 
+def boundary_consensus(span_votes: Mapping[_Key, int]) -> dict[_Key, _Key]:
+    """Map every span to its consensus variant among the overlapping spans of the same label.
+
+    Spans are taken greedily by (votes desc, length asc, start): a chosen span absorbs every not yet chosen
+    span of its label that overlaps it. Boundary variants of one mention ("severe myelosuppression",
+    "myelosuppression") thus collapse onto the variant most teachers chose, on a tie the shortest — the part
+    the teachers agree on — while non-overlapping mentions stay separate. Learned from the teachers' output
+    only; no gold label is read.
+    """
+    order = sorted(span_votes, key=lambda k: (-span_votes[k], k[2] - k[1], k[1], k[0]))
+    chosen: list[_Key] = []
+    out: dict[_Key, _Key] = {}
+    for k in order:
+        target = next((c for c in chosen if c[0] == k[0] and c[1] < k[2] and k[1] < c[2]), None)
+        if target is None:
+            chosen.append(k)
+            target = k
+        out[k] = target
+    return out
+
+
 def vote(
-    by_teacher: Mapping[str, Sequence[Example]], *, min_votes: int = 1, use_scores: bool = False
+    by_teacher: Mapping[str, Sequence[Example]], *, min_votes: int = 1, use_scores: bool = False,
+    boundary: str = "exact",
 ) -> tuple[list[Example], SilverStats]:
     """Combine several teachers' silver for the same texts (matched by text) by voting on grounded relations.
 
     A relation (same head offsets, tail offsets and label) is kept when at least ``min_votes`` teachers
     proposed it; with ``use_scores`` its score (and its spans' scores) is the fraction of *usable* teachers that
     proposed it. Texts where no teacher was usable are left out. Record ids and order follow the first teacher.
+
+    ``boundary="consensus"`` first maps each span onto its consensus variant (:func:`boundary_consensus`, span
+    votes = number of teachers that used the span), so a teacher that chose a longer or shorter variant of the
+    same mention still votes for the relation; each teacher votes at most once per relation.
     """
+    if boundary not in ("exact", "consensus"):
+        raise ValueError(f"boundary must be 'exact' or 'consensus', got {boundary!r}")
     names = list(by_teacher)
     first = by_teacher[names[0]]
     index = {n: {e.text: e for e in by_teacher[n]} for n in names}
@@ -120,11 +148,20 @@ def vote(
                 st.unusable[f"{n}:{status}"] = st.unusable.get(f"{n}:{status}", 0) + 1
         if not usable:
             continue
-        votes: Counter[tuple[_Key, _Key, str]] = Counter()
+        per_teacher = []
         for rec in usable:
             rels, dropped = _grounded_relations(rec)
             st.relations_ungrounded_dropped += dropped
-            votes.update(rels)
+            per_teacher.append(rels)
+        if boundary == "consensus":
+            span_votes: Counter[_Key] = Counter()
+            for rels in per_teacher:
+                span_votes.update({k for h, t, _ in rels for k in (h, t)})
+            canon = boundary_consensus(span_votes)
+            per_teacher = [[(canon[h], canon[t], lab) for h, t, lab in rels] for rels in per_teacher]
+        votes: Counter[tuple[_Key, _Key, str]] = Counter()
+        for rels in per_teacher:
+            votes.update(set(rels))
         kept = []
         for key, v in sorted(votes.items(), key=lambda kv: (kv[0][0][1], kv[0][1][1], kv[0])):
             if v < min_votes:

@@ -48,6 +48,11 @@ class SilverConfig(_Strict):
     combine: Literal["single", "vote"] = "single"
     min_votes: int = Field(default=1, ge=1, description="vote: keep a relation proposed by at least this many teachers")
     use_scores: bool = Field(default=False, description="vote: store the agreement fraction as span/relation score")
+    boundary: Literal["exact", "consensus"] = Field(
+        default="exact",
+        description="vote: 'exact' counts a vote only for identical offsets; 'consensus' resolves overlapping "
+        "variants of a span to the one most teachers chose (ties: the shortest) and counts their votes there",
+    )
     vote_system_min_votes: int = Field(
         default=2, ge=1, description="several teachers: votes a relation needs in the scored 'teachers-vote' system"
     )

@@ -28,7 +28,7 @@ from ade_distill.data.folds import Folds, check_folds, make_folds
 from ade_distill.experiments.combine import SilverStats, expand_document_relations, single_teacher, vote
 from ade_distill.experiments.config import ReproduceConfig, TeacherConfig
 from ade_distill.experiments.protocol import filter_silver, strip_labels
-from ade_distill.experiments.stages import Stage, file_hash, make_key
+from ade_distill.experiments.stages import Stage, drop_added_defaults, file_hash, make_key
 from ade_distill.records import Example, read_examples, write_examples
 from ade_distill.tasks import TaskSpec, load_task
 
@@ -45,6 +45,7 @@ VOTE = "teachers-vote"
 @dataclass
 class RunOptions:
     folds: int | None = None  # run only folds 0..folds-1
+    only_folds: tuple[int, ...] = ()  # or run only these folds (e.g. a dev fold kept out of reporting)
     max_minutes: float | None = None
     progress: bool = True
     command: str = ""
@@ -74,6 +75,16 @@ class RunResult:
 
 
 RESULT_FORMAT = 1
+# Options introduced after RESULT_FORMAT 1, with their defaults: left out of stage keys while at the default, so
+# the models and fold results of configs that do not use them (including the committed reports) stay valid.
+ADDED_CONFIG_OPTIONS: dict[str, Any] = {"silver.boundary": "exact"}
+ADDED_TRAIN_OPTIONS: dict[str, Any] = {"tail_head": "linear", "window_long_texts": False,
+                                       "calibrate_thresholds": False}
+
+
+def train_key_dict(config: TrainConfig) -> dict[str, Any]:
+    """The student settings as they enter stage keys."""
+    return drop_added_defaults(config.model_dump(mode="json"), ADDED_TRAIN_OPTIONS)
 
 
 def file_name(system: str) -> str:
@@ -123,10 +134,11 @@ class Reproduction:
         from ade_distill.student.train import TrainConfig
 
         self.train_config = TrainConfig.build(**cfg.student)
-        # Gold labels carry no confidences: the supervised student uses the same settings minus the silver-only
-        # options, so configs that differ only in how silver is weighted share their supervised models.
+        # The supervised student is the reference "same student on gold": the same settings minus the options
+        # that only concern distillation (silver confidences; thresholds calibrated on silver dev), so configs
+        # that differ only in those share their supervised models.
         self.supervised_config = self.train_config.model_copy(
-            update={"confidence_weighting": False, "min_confidence": 0.0})
+            update={"confidence_weighting": False, "min_confidence": 0.0, "calibrate_thresholds": False})
 
     # -- helpers ---------------------------------------------------------------------------------------------
     def _log(self, msg: str) -> None:
@@ -195,7 +207,8 @@ class Reproduction:
         if self.cfg.silver.combine == "single":
             silver, stats = single_teacher(next(iter(per_teacher.values())))
         else:
-            silver, stats = vote(per_teacher, min_votes=self.cfg.silver.min_votes, use_scores=self.cfg.silver.use_scores)
+            silver, stats = vote(per_teacher, min_votes=self.cfg.silver.min_votes,
+                                 use_scores=self.cfg.silver.use_scores, boundary=self.cfg.silver.boundary)
         return silver, stats, contamination
 
     def _dev_split(self, examples: list[Example], fold: int) -> tuple[list[Example], list[Example]]:
@@ -225,7 +238,7 @@ class Reproduction:
         folder.mkdir(parents=True, exist_ok=True)
         write_examples(folder / "train.jsonl", train)
         write_examples(folder / "dev.jsonl", dev)
-        tkey = make_key("train", config.model_dump(), self.task.model_dump(),
+        tkey = make_key("train", train_key_dict(config), self.task.model_dump(),
                         file_hash(folder / "train.jsonl"), file_hash(folder / "dev.jsonl"))
         model_dir = Path(self.cfg.runs_dir) / "models" / tkey
         tstage = Stage(model_dir, tkey)
@@ -274,8 +287,8 @@ class Reproduction:
         from ade_distill.paths import data_dir
 
         cfg = self.cfg.model_dump(mode="json", exclude={"runs_dir", "report_dir", "description", "learning_curve"})
-        blob = json.dumps(cfg, sort_keys=True).replace(str(data_dir(required=False)), "${data}")
-        return make_key("result", RESULT_FORMAT, blob, self.train_config.model_dump(mode="json"),
+        blob = json.dumps(drop_added_defaults(cfg, ADDED_CONFIG_OPTIONS), sort_keys=True).replace(str(data_dir(required=False)), "${data}")
+        return make_key("result", RESULT_FORMAT, blob, train_key_dict(self.train_config),
                         self.task.model_dump(mode="json"), folds.corpus_hash, folds.k, folds.seed, *parts)
 
     def run_fold(
@@ -324,7 +337,8 @@ class Reproduction:
             preds[f"teacher:{name}"] = self.teacher_predictions(recs, test)
         if len(teacher_records) > 1:
             voted, _ = vote({n: self.teacher_predictions(r, test) for n, r in teacher_records.items()},
-                            min_votes=min(self.cfg.silver.vote_system_min_votes, len(teacher_records)))
+                            min_votes=min(self.cfg.silver.vote_system_min_votes, len(teacher_records)),
+                            boundary=self.cfg.silver.boundary)
             vmap = {e.id: e for e in voted}
             preds[VOTE] = [vmap.get(g.id, Example(id=g.id, text=g.text)) for g in test]
         if self.out_of_time():
@@ -399,7 +413,13 @@ class Reproduction:
         cfg = self.cfg
         folds = self.make_folds()
         n = min(self.opts.folds or cfg.folds.k, cfg.folds.k)
-        self.result.folds_planned = n
+        bad = [f for f in self.opts.only_folds if not 0 <= f < cfg.folds.k]
+        if bad:
+            from ade_distill.errors import ConfigError
+
+            raise ConfigError(f"--only-fold {bad[0]} is not a fold of this config (folds 0..{cfg.folds.k - 1})")
+        todo = sorted(set(self.opts.only_folds)) if self.opts.only_folds else list(range(n))
+        self.result.folds_planned = len(todo)
         scored_all = strip_labels(self.scored(self.gold))
         teacher_records: dict[str, list[Example]] = {}
         for t in cfg.teachers:
@@ -415,7 +435,7 @@ class Reproduction:
                 if cfg.silver.max_unlabeled_sentences and len(sents) >= cfg.silver.max_unlabeled_sentences:
                     break
             silver_pool = {t.name: self.teacher_labels(t, sents, "unlabeled") for t in cfg.teachers}
-        for fold in range(n):
+        for fold in todo:
             if self.out_of_time():
                 self.result.stopped_early = True
                 break

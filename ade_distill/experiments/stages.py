@@ -30,6 +30,26 @@ def make_key(*parts: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def drop_added_defaults(dump: dict[str, Any], added: dict[str, Any]) -> dict[str, Any]:
+    """``dump`` without the options added after a cache format was fixed, where they hold their default.
+
+    ``added`` maps dotted field paths to their defaults (``{"silver.boundary": "exact"}``). Keys then stay
+    the same when a new option is introduced, so finished stages (and committed fold results) of configs that
+    do not use it are still reused; setting the option changes the key as it must.
+    """
+    out = json.loads(json.dumps(dump, default=str))
+    for path, default in added.items():
+        *parents, leaf = path.split(".")
+        node = out
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+            if node is None:
+                break
+        if isinstance(node, dict) and leaf in node and node[leaf] == json.loads(json.dumps(default, default=str)):
+            del node[leaf]
+    return out
+
+
 def _write_json_atomic(path: Path, obj: Any) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n", encoding="utf-8")

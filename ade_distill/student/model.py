@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ade_distill.errors import ConfigError
 from ade_distill.records import Example, Relation, Span
@@ -55,20 +55,32 @@ class StudentConfig(BaseModel):
     architecture: Architecture = "drug_conditioned"
     encoder: str = Field(description="Encoder the student was initialised from (as given, before resolving).")
     max_length: int = Field(default=128, ge=8, le=4096)
+    window_long_texts: bool = Field(
+        default=False, description="Predict long texts in windows of whole sentences (else sentence by sentence).")
     dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
+    tail_head: Literal["linear", "interaction"] = Field(
+        default="linear", description="Stage-2 layer: the paper's linear layer over [h; v], or an interaction MLP.")
     head_threshold: float = Field(default=0.5, gt=0.0, le=1.0, description="Min P(inside) of a head word.")
     tail_threshold: float = Field(default=0.5, gt=0.0, le=1.0, description="Min P(inside) of a tail word.")
     relation_threshold: float = Field(default=0.5, ge=0.0, le=1.0, description="Min P(related) (pairwise).")
     provenance: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, Any] = Field(default_factory=dict)
 
+    @model_validator(mode="after")
+    def _check(self) -> StudentConfig:
+        if self.architecture == "pairwise" and self.tail_head != "linear":
+            raise ValueError("tail_head applies to the drug_conditioned architecture only")
+        return self
 
-def build_module(architecture: str, encoder: torch.nn.Module, dropout: float) -> torch.nn.Module:
+
+def build_module(
+    architecture: str, encoder: torch.nn.Module, dropout: float, tail_head: str = "linear"
+) -> torch.nn.Module:
     from ade_distill.student.modules import DrugConditionedTagger
     from ade_distill.student.pairwise import PairwiseExtractor
 
     if architecture == "drug_conditioned":
-        return DrugConditionedTagger(encoder, dropout)
+        return DrugConditionedTagger(encoder, dropout, tail_head)
     if architecture == "pairwise":
         return PairwiseExtractor(encoder, dropout)
     raise ConfigError(f"unknown architecture {architecture!r}; expected 'drug_conditioned' or 'pairwise'")
@@ -119,7 +131,7 @@ class StudentExtractor:
         if seed is not None:
             torch.manual_seed(seed)
         encoder, tokenizer = load_encoder(resolve_encoder(config.encoder))
-        module = build_module(config.architecture, encoder, config.dropout)
+        module = build_module(config.architecture, encoder, config.dropout, config.tail_head)
         return cls(module, tokenizer, task, config)
 
     @classmethod
@@ -138,7 +150,7 @@ class StudentExtractor:
         _quiet_transformers()
         enc_config = AutoConfig.from_pretrained(p)
         encoder = AutoModel.from_config(enc_config)
-        module = build_module(config.architecture, encoder, config.dropout)
+        module = build_module(config.architecture, encoder, config.dropout, config.tail_head)
         load_model(module, str(p / WEIGHTS), strict=True, device="cpu")
         tokenizer = AutoTokenizer.from_pretrained(p)
         out = cls(module, tokenizer, task, config)

@@ -5,7 +5,11 @@ mention, mean-pools the mention's token states into ``v`` and tags that mention'
 layer over ``[h_t; v]`` for every token ``t``. One pass of the stage-2 layer per head mention, never per pair.
 
 The stage-2 linear layer ``W [h_t; v] + b`` is computed as ``W_h h_t + (W_v v + b)``: the token part is computed
-once per sentence and shared by all its mentions — the same function, with less arithmetic.
+once per sentence and shared by all its mentions — the same function, with less arithmetic. That split also shows
+its limit: the mention can only shift the three class scores by the same amount at every token, so which tokens
+are tails cannot depend on which drug is asked about. ``tail_head="interaction"`` (an option, not the paper's
+layer) replaces it with a two-layer network over ``[h_t; v; h_t * v]``, where the product lets each token's
+decision depend on the mention.
 """
 
 from __future__ import annotations
@@ -40,19 +44,30 @@ def weighted_cross_entropy(
 class DrugConditionedTagger(nn.Module):
     """Shared encoder, head-entity BIO layer, head-conditioned tail BIO layer."""
 
-    def __init__(self, encoder: nn.Module, dropout: float = 0.1) -> None:
+    def __init__(self, encoder: nn.Module, dropout: float = 0.1, tail_head: str = "linear") -> None:
         super().__init__()
         h = encoder.config.hidden_size
         self.encoder = encoder
         self.dropout = nn.Dropout(dropout)
         self.head_classifier = nn.Linear(h, N_BIO)
-        self.tail_classifier = nn.Linear(2 * h, N_BIO)
+        self.tail_head = tail_head
+        if tail_head == "linear":
+            self.tail_classifier = nn.Linear(2 * h, N_BIO)
+        elif tail_head == "interaction":
+            self.tail_interaction = nn.Sequential(
+                nn.Linear(3 * h, h), nn.GELU(), nn.Dropout(dropout), nn.Linear(h, N_BIO))
+        else:
+            raise ValueError(f"tail_head must be 'linear' or 'interaction', got {tail_head!r}")
 
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.dropout(self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state)
 
     def tail_logits(self, states: torch.Tensor, index: torch.Tensor, mention_mask: torch.Tensor) -> torch.Tensor:
         """Stage-2 logits (M, T, 3) for mentions ``index`` (M,) of the batch with token masks (M, T)."""
+        if self.tail_head == "interaction":
+            rows = states[index]  # (M, T, H)
+            v = mean_pool(rows, mention_mask).unsqueeze(1).expand_as(rows)
+            return self.tail_interaction(torch.cat([rows, v, rows * v], dim=-1))
         h = states.size(-1)
         w = self.tail_classifier.weight
         token_part = F.linear(states, w[:, :h])  # (B, T, 3), once per sentence

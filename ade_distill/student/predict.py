@@ -5,7 +5,9 @@
 (:func:`ade_distill.data.sentences.split_sentences`), each sentence is predicted, and spans are shifted back by
 the sentence's start so offsets point into the original text. Relations never cross sentences in that case. A
 sentence that is itself longer than ``max_length`` is truncated: words past the limit get no predictions and
-the output record says so in ``meta.truncated``.
+the output record says so in ``meta.truncated``. A student trained with ``window_long_texts`` packs consecutive
+sentences into windows of up to ``max_length`` tokens instead (as in its training; see
+:mod:`ade_distill.student.windows`), so relations can cross sentences inside a window.
 """
 
 from __future__ import annotations
@@ -46,6 +48,17 @@ def predict_examples(
         else:
             for s, e in split_sentences(texts[i]) or [(0, len(texts[i]))]:
                 pieces.append((i, s, texts[i][s:e]))
+    if pieces and model.config.window_long_texts:  # pack the sentences of each long text into windows
+        from ade_distill.student.windows import pack_sentences
+
+        counts = model.tokenizer([p[2] for p in pieces], add_special_tokens=False)["input_ids"]
+        budget = max(1, model.config.max_length - model.tokenizer.num_special_tokens_to_add(pair=False))
+        packed: list[tuple[int, int, str]] = []
+        for i in sorted({p[0] for p in pieces}):
+            mine = [(p[1], p[1] + len(p[2]), len(c)) for p, c in zip(pieces, counts, strict=True) if p[0] == i]
+            for s, e in pack_sentences([(a, b) for a, b, _ in mine], [n for _, _, n in mine], budget):
+                packed.append((i, s, texts[i][s:e]))
+        pieces = packed
     if pieces:
         for (i, s, _), enc in zip(pieces, model.encode([p[2] for p in pieces]), strict=True):
             units.append((i, s, enc))
@@ -64,7 +77,7 @@ def predict_examples(
     for i, ex in enumerate(examples):
         meta: dict[str, Any] = {}
         if n_units[i] > 1:
-            meta["sentences"] = n_units[i]
+            meta["windows" if model.config.window_long_texts else "sentences"] = n_units[i]
         if truncated[i]:
             meta["truncated"] = True
         out.append(model.to_example(ex, spans[i], rels[i], meta))

@@ -48,11 +48,17 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     encoder: str = Field(default="minilm", min_length=1)
     architecture: Literal["drug_conditioned", "pairwise"] = "drug_conditioned"
+    tail_head: Literal["linear", "interaction"] = Field(
+        default="linear", description="drug_conditioned stage-2 layer: 'linear' (the paper's) or 'interaction'.")
     epochs: int = Field(default=5, ge=1, le=1000)
     batch_size: int = Field(default=16, ge=1, le=4096)
     lr: float = Field(default=5e-5, gt=0.0, lt=1.0, description="Learning rate of the encoder.")
     head_lr: float | None = Field(default=1e-3, gt=0.0, lt=1.0, description="Learning rate of the new layers.")
     max_length: int = Field(default=128, ge=8, le=4096)
+    window_long_texts: bool = Field(
+        default=False,
+        description="Cut texts longer than max_length into windows of whole sentences (train and predict) "
+        "instead of truncating them in training and predicting them sentence by sentence.")
     seed: int = 13
     warmup_ratio: float = Field(default=0.1, ge=0.0, le=1.0)
     weight_decay: float = Field(default=0.01, ge=0.0, lt=1.0)
@@ -68,12 +74,18 @@ class TrainConfig(BaseModel):
     head_threshold: float = Field(default=0.5, gt=0.0, le=1.0)
     tail_threshold: float = Field(default=0.5, gt=0.0, le=1.0)
     relation_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    calibrate_thresholds: bool = Field(
+        default=False,
+        description="After training, pick head/tail thresholds from a grid by dev strict relation F1 (the dev "
+        "set is silver in distillation, so no gold label is used).")
     threads: int | None = Field(default=None, ge=1, le=512, description="torch CPU threads.")
     deterministic: bool = True
     eval_batch_size: int = Field(default=64, ge=1)
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
+        if self.architecture == "pairwise" and self.tail_head != "linear":
+            raise ValueError("tail_head applies to the drug_conditioned architecture only")
         if self.architecture == "pairwise" and self.relation_threshold <= 0.0:
             raise ValueError("relation_threshold must be > 0 for the pairwise architecture")
         return self
@@ -223,10 +235,18 @@ def train_student(
         )
         scfg = StudentConfig(
             architecture=config.architecture, encoder=config.encoder, max_length=config.max_length,
-            dropout=config.dropout, head_threshold=config.head_threshold, tail_threshold=config.tail_threshold,
+            dropout=config.dropout, tail_head=config.tail_head, window_long_texts=config.window_long_texts,
+            head_threshold=config.head_threshold, tail_threshold=config.tail_threshold,
             relation_threshold=config.relation_threshold,
         )
         student = StudentExtractor.from_encoder(task, scfg, seed=config.seed)
+        window_stats = None
+        if config.window_long_texts:
+            from ade_distill.student.windows import window_examples
+
+            train, wstats = window_examples(student.tokenizer, train, config.max_length)
+            window_stats = wstats.as_dict()
+            log.info("windows: %s", window_stats)
         fstats = FeatureStats()
         encs = student.encode([e.text for e in train])
         feats = build_features(
@@ -372,6 +392,13 @@ def train_student(
         if best_state is not None:
             student.module.load_state_dict(best_state)
         model.eval()
+        calibration = None
+        if config.calibrate_thresholds and dev:
+            calibration = calibrate_thresholds(student, dev, config.eval_batch_size)
+            student.config = student.config.model_copy(update={
+                "head_threshold": calibration["head_threshold"], "tail_threshold": calibration["tail_threshold"]})
+            record({"event": "calibration", **calibration})
+            log.info("calibrated thresholds: %s", calibration)
         metrics: dict[str, Any] = {
             "best_dev": {"f1": best_f1, **(best_at or {})} if dev else None,
             "dev_scorer": scorer,
@@ -380,6 +407,8 @@ def train_student(
             "train_sentences_per_second": round(train_sentences / train_seconds, 2) if train_seconds else None,
             "peak_rss_mb": round(_peak_rss_mb(), 1),
             "features": fstats.as_dict(),
+            "windows": window_stats,
+            "calibration": calibration,
             "processes": acc.num_processes,
             "device": str(acc.device),
             "history": history,
@@ -387,7 +416,7 @@ def train_student(
         student.config = student.config.model_copy(update={
             "provenance": _provenance(train, dev, provenance),
             "metrics": {k: metrics[k] for k in ("best_dev", "dev_scorer", "steps", "epochs_run",
-                                                "train_sentences_per_second", "peak_rss_mb")},
+                                                "train_sentences_per_second", "peak_rss_mb", "calibration")},
         })
         student.config = student.config.model_copy(
             update={"provenance": {**student.config.provenance, "train_config": config.model_dump()}}
@@ -411,6 +440,30 @@ def train_student(
         torch.use_deterministic_algorithms(prev_det)
 
 
+THRESHOLD_GRID = (0.3, 0.4, 0.5, 0.6, 0.7)
+
+
+def calibrate_thresholds(student: Any, dev: Sequence[Example], batch_size: int = 64) -> dict[str, Any]:
+    """Head and tail thresholds from :data:`THRESHOLD_GRID` that maximise dev strict relation F1.
+
+    One dev prediction per grid point (25 on the default grid); ties keep the pair closest to the defaults
+    (0.5, 0.5). Returns the choice, its F1, the F1 at the defaults and the whole grid.
+    """
+    original = student.config
+    scores: dict[tuple[float, float], float] = {}
+    try:
+        for ht in THRESHOLD_GRID:
+            for tt in THRESHOLD_GRID:
+                student.config = original.model_copy(update={"head_threshold": ht, "tail_threshold": tt})
+                (_, _, f), _ = relation_f1(dev, student.predict(dev, batch_size=batch_size))
+                scores[(ht, tt)] = f
+    finally:
+        student.config = original
+    best = max(scores, key=lambda k: (round(scores[k], 6), -abs(k[0] - 0.5) - abs(k[1] - 0.5)))
+    return {"head_threshold": best[0], "tail_threshold": best[1], "dev_f1": scores[best],
+            "dev_f1_at_defaults": scores.get((0.5, 0.5)), "grid": [[k[0], k[1], v] for k, v in sorted(scores.items())]}
+
+
 def read_training_file(path: str | Path, task: TaskSpec) -> list[Example]:
     """Read a training/dev JSONL file, checking labels against the task (errors name file and line)."""
     from ade_distill.records import read_examples
@@ -421,4 +474,4 @@ def read_training_file(path: str | Path, task: TaskSpec) -> list[Example]:
     return exs
 
 
-__all__ = ["TrainConfig", "train_student", "split_dev", "relation_f1", "read_training_file"]
+__all__ = ["TrainConfig", "train_student", "split_dev", "relation_f1", "read_training_file", "calibrate_thresholds"]
