@@ -43,6 +43,17 @@ def train(
         float, typer.Option("--negative-fraction", help="Share of relation-free examples used per epoch.")
     ] = 1.0,
     max_steps: Annotated[int | None, typer.Option("--max-steps")] = None,
+    tail_head: Annotated[
+        str, typer.Option("--tail-head", help="Stage-2 layer: linear (the paper's) or interaction.")
+    ] = "linear",
+    window_long_texts: Annotated[
+        bool, typer.Option("--window-long-texts/--no-window-long-texts",
+                           help="Cut texts longer than --max-length into sentence windows (documents).")
+    ] = False,
+    calibrate_thresholds: Annotated[
+        bool, typer.Option("--calibrate-thresholds/--no-calibrate-thresholds",
+                           help="Pick head/tail thresholds on the dev set after training.")
+    ] = False,
     threads: Annotated[int | None, typer.Option("--threads", help="torch CPU threads.")] = None,
 ) -> None:
     """Train a student (drug-conditioned extractor or pairwise ablation) on gold or silver records."""
@@ -55,7 +66,8 @@ def train(
         encoder=encoder, architecture=architecture, epochs=epochs, batch_size=batch_size, lr=lr, head_lr=head_lr,
         max_length=max_length, seed=seed, patience=patience, eval_every=eval_every, min_confidence=min_confidence,
         confidence_weighting=confidence_weighting, negative_fraction=negative_fraction, max_steps=max_steps,
-        threads=threads, dev_fraction=dev_fraction,
+        threads=threads, dev_fraction=dev_fraction, tail_head=tail_head, window_long_texts=window_long_texts,
+        calibrate_thresholds=calibrate_thresholds,
     )
     examples = read_training_file(train_file, spec)
     prov: dict[str, object] = {"train_file": str(train_file), "train_sha256": _sha256(train_file)}
