@@ -110,6 +110,14 @@ def build(spec: AblationSpec) -> dict[str, Any]:
     guessed: a lever without its dev-fold result is reported as pending."""
     cache: dict[str, _Run] = {}
     d = spec.dev_fold
+    names: dict[str, str] = {}
+    for row in spec.rows:
+        run = _open(row.config, cache)
+        if d >= run.rep.cfg.folds.k:
+            raise ConfigError(f"dev_fold {d} is not a fold of {row.config} (k={run.rep.cfg.folds.k})")
+        other = names.setdefault(run.rep.cfg.name, row.config)
+        if other != row.config:
+            raise ConfigError(f"{row.config} and {other} share the run name {run.rep.cfg.name!r}; names must differ")
     # -- lever table on the dev fold ---------------------------------------------------------------------------
     dev_systems: dict[str, list[Example]] = {}
     dev_gold: list[Example] | None = None
@@ -136,7 +144,7 @@ def build(spec: AblationSpec) -> dict[str, Any]:
         entry["silver"] = fr.silver
         entry["train_seconds"] = fr.timings.get(STUDENT)
     dev_scores = _score(dev_gold, dev_systems, spec) if dev_gold is not None else None
-    baseline = next((r["system"] for r in rows if r["status"] == "done"), None)
+    baseline = rows[0].get("system")  # the first row is the baseline; "–" while it is pending
     if dev_scores is not None:
         for r in rows:
             if r["status"] != "done":
@@ -144,7 +152,7 @@ def build(spec: AblationSpec) -> dict[str, Any]:
             s = r["system"]
             r["scores"] = {m: _micro(dev_scores, s, m) for m in spec.modes}
             r["vs_teacher"] = pooled_paired(dev_scores, s, spec.teacher)
-            r["vs_baseline"] = pooled_paired(dev_scores, s, baseline) if s != baseline else None
+            r["vs_baseline"] = pooled_paired(dev_scores, s, baseline) if baseline and s != baseline else None
     # -- final comparison on the reported folds --------------------------------------------------------------
     final: dict[str, Any] | None = None
     if spec.final:
@@ -232,7 +240,8 @@ def render(res: dict[str, Any], spec_path: str, analysis: str = "") -> str:
               "resamples).", ""]
     if analysis.strip():
         lines += [analysis.strip(), ""]
-    lines += [f"## Levers, chosen on dev fold {d} ({res['dev_n_examples']:,} sentences; never reported below)", ""]
+    lines += [f"## Levers, compared on dev fold {d} ({res['dev_n_examples']:,} sentences; excluded from the claim "
+              "below)", ""]
     if res["dev_teacher"]:
         lines += ["Relation F1 % [95% CI]; strict precision/recall; Δ strict F1 against the teacher and against "
                   "the baseline student (paired bootstrap).", ""]

@@ -59,6 +59,10 @@ def reproduce(
     from ade_distill.experiments.reproduce import Reproduction, RunOptions
     from ade_distill.experiments.results import build_results, write_report
 
+    if folds is not None and only_fold:
+        from ade_distill.errors import ConfigError
+
+        raise ConfigError("--folds and --only-fold exclude each other: give one")
     overrides = {}
     if runs_dir is not None:
         overrides["runs_dir"] = str(runs_dir)

@@ -158,7 +158,9 @@ def vote(
             for rels in per_teacher:
                 span_votes.update({k for h, t, _ in rels for k in (h, t)})
             canon = boundary_consensus(span_votes)
-            per_teacher = [[(canon[h], canon[t], lab) for h, t, lab in rels] for rels in per_teacher]
+            # (a head and a tail of the same entity label may merge into one span: no relation to itself)
+            per_teacher = [[(canon[h], canon[t], lab) for h, t, lab in rels if canon[h] != canon[t]]
+                           for rels in per_teacher]
         votes: Counter[tuple[_Key, _Key, str]] = Counter()
         for rels in per_teacher:
             votes.update(set(rels))

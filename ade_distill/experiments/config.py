@@ -51,7 +51,8 @@ class SilverConfig(_Strict):
     boundary: Literal["exact", "consensus"] = Field(
         default="exact",
         description="vote: 'exact' counts a vote only for identical offsets; 'consensus' resolves overlapping "
-        "variants of a span to the one most teachers chose (ties: the shortest) and counts their votes there",
+        "variants of a span to the one most teachers chose (ties: the shortest) and counts their votes there; "
+        "the scored 'teachers-vote' system of the run uses the same rule",
     )
     vote_system_min_votes: int = Field(
         default=2, ge=1, description="several teachers: votes a relation needs in the scored 'teachers-vote' system"
@@ -61,6 +62,8 @@ class SilverConfig(_Strict):
     def _check(self) -> SilverConfig:
         if self.source == "unlabeled" and not self.unlabeled_path:
             raise ValueError("silver.source 'unlabeled' needs silver.unlabeled_path")
+        if self.boundary != "exact" and self.combine != "vote":
+            raise ValueError("silver.boundary 'consensus' needs silver.combine 'vote' (several teachers)")
         return self
 
 

@@ -35,12 +35,17 @@ def render_model_card(task: TaskSpec, config: StudentConfig, extra: dict[str, An
         f"- Architecture: `{config.architecture}`"
         + (
             " — stage 1 tags head mentions (BIO on first sub-word pieces); stage 2 tags each head mention's tails "
-            "from token states concatenated with the mean-pooled mention vector (Gu et al. 2023)."
+            + ("from token states concatenated with the mean-pooled mention vector (Gu et al. 2023)."
+               if config.tail_head == "linear" else
+               "with an interaction layer over [token state; mean-pooled mention vector; their product] (an "
+               "option beyond Gu et al. 2023).")
             if config.architecture == "drug_conditioned"
             else " — joint BIO tagger for both entity types + pairwise relation classifier (ablation)."
         ),
-        f"- Encoder: `{config.encoder}`; max length {config.max_length} sub-word tokens (longer texts are split "
-        "into sentences at prediction time).",
+        f"- Encoder: `{config.encoder}`; max length {config.max_length} sub-word tokens (longer texts are "
+        + ("cut into windows of whole sentences, in training and prediction)."
+           if config.window_long_texts else "split into sentences at prediction time).")
+        ,
         f"- Decoding thresholds: head {config.head_threshold}, tail {config.tail_threshold}, relation "
         f"{config.relation_threshold}.",
         f"- Relation label: `{rel.label}` — {rel.definition}",

@@ -219,6 +219,8 @@ def train_student(
         raise ConfigError("no training examples")
     if dev is None and config.dev_fraction > 0:
         train, dev = split_dev(train, config.dev_fraction, config.seed)
+    if config.calibrate_thresholds and not dev:
+        raise ConfigError("calibrate_thresholds needs a dev set (give --dev or --dev-fraction)")
     prev_threads = torch.get_num_threads()
     prev_det = torch.are_deterministic_algorithms_enabled()
     if config.threads:
@@ -447,7 +449,8 @@ def calibrate_thresholds(student: Any, dev: Sequence[Example], batch_size: int =
     """Head and tail thresholds from :data:`THRESHOLD_GRID` that maximise dev strict relation F1.
 
     One dev prediction per grid point (25 on the default grid); ties keep the pair closest to the defaults
-    (0.5, 0.5). Returns the choice, its F1, the F1 at the defaults and the whole grid.
+    (0.5, 0.5). Returns the choice, its F1, the F1 at the thresholds configured before (when on the grid) and
+    the whole grid.
     """
     original = student.config
     scores: dict[tuple[float, float], float] = {}
@@ -461,7 +464,8 @@ def calibrate_thresholds(student: Any, dev: Sequence[Example], batch_size: int =
         student.config = original
     best = max(scores, key=lambda k: (round(scores[k], 6), -abs(k[0] - 0.5) - abs(k[1] - 0.5)))
     return {"head_threshold": best[0], "tail_threshold": best[1], "dev_f1": scores[best],
-            "dev_f1_at_defaults": scores.get((0.5, 0.5)), "grid": [[k[0], k[1], v] for k, v in sorted(scores.items())]}
+            "dev_f1_before": scores.get((original.head_threshold, original.tail_threshold)),
+            "grid": [[k[0], k[1], v] for k, v in sorted(scores.items())]}
 
 
 def read_training_file(path: str | Path, task: TaskSpec) -> list[Example]:

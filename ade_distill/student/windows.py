@@ -77,7 +77,7 @@ def window_example(ex: Example, windows: Sequence[tuple[int, int]], stats: Windo
     Unaligned spans (no offsets) are left out of every window, as training ignores them anyway.
     """
     stats = stats if stats is not None else WindowStats()
-    if len(windows) == 1 and windows[0] == (0, len(ex.text)):
+    if len(windows) == 1:  # fits, or one over-long sentence (truncated as before)
         return [ex]
     stats.texts_split += 1
     placed: dict[str, int] = {}

@@ -379,3 +379,38 @@ def test_only_fold_runs_that_fold_and_reports_partially(tmp_path: Path, ade_gold
     results = json.loads((run_dir / "report-partial" / "results.json").read_text())
     assert results["folds_done"] == [1]
     assert "--only-fold 1" in (run_dir / "report-partial" / "README.md").read_text()
+
+
+# -- validation added after review -----------------------------------------------------------------------------
+def test_folds_and_only_fold_exclude_each_other(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = _main(monkeypatch, capsys, "reproduce", str(ROOT / "configs" / "ade_gpt4_replay.yaml"),
+                      "--folds", "1", "--only-fold", "9", "--runs-dir", str(tmp_path / "runs"), "--quiet")
+    assert code == 2 and "--folds and --only-fold exclude each other" in err
+
+
+def test_boundary_consensus_needs_several_teachers(tmp_path: Path) -> None:
+    from ade_distill.errors import ConfigError
+
+    text = (ROOT / "configs" / "ade_gpt4_replay.yaml").read_text(encoding="utf-8")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text.replace("  combine: single", "  combine: single\n  boundary: consensus"), encoding="utf-8")
+    with pytest.raises(ConfigError, match="boundary 'consensus' needs silver.combine 'vote'"):
+        load_config(bad)
+
+
+def test_consensus_never_relates_a_span_to_itself() -> None:
+    """A task whose head and tail share an entity label: overlapping head/tail variants may merge."""
+    text = "Drug A B here."
+    def one(spans: list[tuple[str, int, int]], rels: list[tuple[str, str]]) -> Example:
+        sp = tuple(Span(id=i, label="X", start=s, end=e, text=text[s:e]) for i, s, e in spans)
+        return Example(id="x", text=text, spans=sp,
+                       relations=tuple(Relation(head=h, tail=t, label="R") for h, t in rels))
+    by_teacher = {
+        "a": [one([("T1", 0, 6), ("T2", 7, 8)], [("T1", "T2")])],   # "Drug A" → "B"
+        "b": [one([("T1", 0, 4), ("T2", 5, 8)], [("T1", "T2")])],   # "Drug" → "A B"
+        "c": [one([("T1", 5, 6), ("T2", 0, 8)], [("T1", "T2")])],   # "A" → "Drug A B": both collapse onto "A"
+    }
+    (out,), _ = vote(by_teacher, boundary="consensus")
+    by = out.span_by_id()
+    assert all(by[r.head] != by[r.tail] for r in out.relations)

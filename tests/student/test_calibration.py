@@ -32,7 +32,7 @@ def test_calibration_picks_the_best_grid_point_and_restores_the_config() -> None
     st = FakeStudent({(0.6, 0.4)})
     out = calibrate_thresholds(st, _gold())
     assert (out["head_threshold"], out["tail_threshold"]) == (0.6, 0.4)
-    assert out["dev_f1"] == 1.0 and out["dev_f1_at_defaults"] == 0.0
+    assert out["dev_f1"] == 1.0 and out["dev_f1_before"] == 0.0
     assert len(out["grid"]) == len(THRESHOLD_GRID) ** 2 == len(st.seen)
     assert (st.config.head_threshold, st.config.tail_threshold) == (0.5, 0.5)  # restored
 
