@@ -85,6 +85,16 @@ class _Run:
                 return load_fold_result(folder, self.rep.by_id)
         return None
 
+    def model_metrics(self, k: int) -> dict[str, Any] | None:
+        """Training metrics of fold ``k``'s distilled student (best dev F1 — on silver —, epochs, calibration),
+        when its model is in the local stage cache; None on a machine that only has the report."""
+        ref = self.rep.run_dir / f"fold{k}" / STUDENT / "model.txt"
+        try:
+            model_dir = Path(ref.read_text(encoding="utf-8").strip())
+            return json.loads((model_dir / "metrics.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
 
 def _open(config_path: str, cache: dict[str, _Run]) -> _Run:
     from ade_distill.experiments.config import load_config
@@ -143,6 +153,11 @@ def build(spec: AblationSpec) -> dict[str, Any]:
         dev_systems[entry["system"]] = fr.predictions[STUDENT]
         entry["silver"] = fr.silver
         entry["train_seconds"] = fr.timings.get(STUDENT)
+        m = run.model_metrics(d)
+        if m is not None:
+            entry["student_training"] = {"best_silver_dev_f1": (m.get("best_dev") or {}).get("f1"),
+                                         "best_epoch": (m.get("best_dev") or {}).get("epoch"),
+                                         "epochs_run": m.get("epochs_run"), "calibration": m.get("calibration")}
     dev_scores = _score(dev_gold, dev_systems, spec) if dev_gold is not None else None
     baseline = rows[0].get("system")  # the first row is the baseline; "–" while it is pending
     if dev_scores is not None:
@@ -218,6 +233,12 @@ def _delta(p: dict[str, float] | None) -> str:
     return f"{100 * p['delta_f1'] + 0.0:+.1f} (p={p['p_value']:.3f})"  # + 0.0: no "-0.0"
 
 
+def _silver_dev(t: dict[str, Any] | None) -> str:
+    if not t or t.get("best_silver_dev_f1") is None:
+        return "–"
+    return f"{_pct(t['best_silver_dev_f1'])} (epoch {t.get('best_epoch')} of {t.get('epochs_run')})"
+
+
 def _json_safe(obj: Any) -> Any:
     """NaN (e.g. a t-interval over one fold) → null, so results.json stays valid JSON."""
     if isinstance(obj, float) and obj != obj:
@@ -245,21 +266,26 @@ def render(res: dict[str, Any], spec_path: str, analysis: str = "") -> str:
     if res["dev_teacher"]:
         lines += ["Relation F1 % [95% CI]; strict precision/recall; Δ strict F1 against the teacher and against "
                   "the baseline student (paired bootstrap).", ""]
-        head = "| lever | " + " | ".join(modes) + " | strict P / R | Δ vs teacher | Δ vs baseline | command |"
-        lines += [head, "|" + "---|" * (len(modes) + 5)]
+        head = ("| lever | " + " | ".join(modes) + " | strict P / R | Δ vs teacher | Δ vs baseline "
+                "| student vs its silver (dev F1) | command |")
+        lines += [head, "|" + "---|" * (len(modes) + 6)]
         tt = res["dev_teacher"]
         lines.append(f"| **teacher** `{t}` | " + " | ".join(_f1ci(tt[m]) for m in modes)
-                     + f" | {_pct(tt['strict']['precision'])} / {_pct(tt['strict']['recall'])} | | | (recorded) |")
+                     + f" | {_pct(tt['strict']['precision'])} / {_pct(tt['strict']['recall'])} | | | | (recorded) |")
         for r in res["rows"]:
             if r["status"] != "done":
-                lines.append(f"| {r['lever']} | " + " | ".join("pending" for _ in modes) + f" | | | | `{r['command']}` |")
+                lines.append(f"| {r['lever']} | " + " | ".join("pending" for _ in modes)
+                             + f" | | | | | `{r['command']}` |")
                 continue
             sc = r["scores"]
             lines.append(
                 f"| {r['lever']} | " + " | ".join(_f1ci(sc[m]) for m in modes)
                 + f" | {_pct(sc['strict']['precision'])} / {_pct(sc['strict']['recall'])}"
                 + f" | {_delta(r['vs_teacher'].get('strict'))} | {_delta((r['vs_baseline'] or {}).get('strict'))}"
-                + f" | `{r['command']}` |")
+                + f" | {_silver_dev(r.get('student_training'))} | `{r['command']}` |")
+        lines += ["", "*Student vs its silver*: strict relation F1 of the distilled student against its own silver labels on "
+                  "the silver dev split of the training folds (best epoch, before calibration; read from the model "
+                  "in the local stage cache, so it is blank on a machine that only has the committed report)."]
         lines.append("")
         notes = [r for r in res["rows"] if r.get("note")]
         if notes:

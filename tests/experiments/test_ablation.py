@@ -120,7 +120,7 @@ def test_render_lever_table_with_pending_row() -> None:
     assert "`ade-distill ablation spec.yaml`" in md and "100 resamples" in md
     assert "dev fold 0 (4,321 sentences" in md
     head = _row(md, "lever")
-    assert head.count("|") == len(MODES) + 6  # lever, modes, P/R, two deltas, command
+    assert head.count("|") == len(MODES) + 7  # lever, modes, P/R, two deltas, silver dev F1, command
     teacher = _row(md, "**teacher** `teacher:gpt-4-json`")
     assert "83.0 [78.0, 88.0]" in teacher and "84.0 / 82.0" in teacher
     base = _row(md, "baseline")
