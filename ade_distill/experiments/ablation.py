@@ -203,6 +203,9 @@ def build(spec: AblationSpec) -> dict[str, Any]:
                     "systems": names,
                     "scores": {n: {m: _micro(sc, n, m) for m in spec.modes} for n in names},
                     "vs_teacher": {n: pooled_paired(sc, n, spec.teacher) for n in names if n != spec.teacher},
+                    "first_final": spec.final[0].label,
+                    "vs_first_final": {n: pooled_paired(sc, n, spec.final[0].label) for n in names
+                                       if n not in (spec.teacher, spec.final[0].label)},
                     "fold_paired_vs_teacher": {
                         n: {m: paired_t([_micro(fold_scores[i], n, m)["f1"] for i in fold_ids],
                                         [_micro(fold_scores[i], spec.teacher, m)["f1"] for i in fold_ids])
@@ -320,6 +323,12 @@ def render(res: dict[str, Any], spec_path: str, analysis: str = "") -> str:
                 for n in others:
                     lines.append(f"| {n} | " + " | ".join(_delta(block["vs_teacher"][n].get(m)) for m in modes) + " |")
                 lines.append("")
+                if block.get("vs_first_final"):
+                    lines += [f"Δ F1 against `{block['first_final']}` in every mode (paired bootstrap):", "",
+                              "| system | " + " | ".join(modes) + " |", "|" + "---|" * (len(modes) + 1)]
+                    for n, d in block["vs_first_final"].items():
+                        lines.append(f"| {n} | " + " | ".join(_delta(d.get(m)) for m in modes) + " |")
+                    lines.append("")
         lines += ["Commands:", ""] + [f"- {k}: `{v}`" for k, v in fin["commands"].items()] + [""]
     return "\n".join(lines)
 
