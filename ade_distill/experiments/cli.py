@@ -100,7 +100,7 @@ def reproduce(
 
 
 def ablation(
-    spec: Annotated[Path, typer.Argument(help="Ablation spec (configs/beat_the_teacher.yaml).")],
+    spec: Annotated[Path, typer.Argument(help="Ablation spec (configs/ablations/beat_the_teacher.yaml).")],
     out: Annotated[Path | None, typer.Option("--out", help="Report folder (default: reports/<spec name>).")] = None,
 ) -> None:
     """Lever table on the spec's dev fold and the final comparison on the other folds, from finished fold results

@@ -35,7 +35,7 @@ def test_load_spec_valid_and_shipped(tmp_path: Path) -> None:
     sp = load_spec(_write_spec(tmp_path, SPEC))
     assert isinstance(sp, AblationSpec) and sp.dev_fold == 0 and sp.modes == tuple(MODES)
     assert [r.lever for r in sp.rows] == ["baseline", "more epochs"] and sp.final == ()
-    shipped = load_spec(ROOT / "configs" / "beat_the_teacher.yaml")
+    shipped = load_spec(ROOT / "configs" / "ablations" / "beat_the_teacher.yaml")
     assert shipped.name == "beat_the_teacher" and shipped.rows and shipped.final
     for row in (*shipped.rows, *shipped.final):  # every config a shipped spec names exists
         assert (ROOT / row.config).is_file(), row.config

@@ -61,3 +61,11 @@ def test_fold_means_and_pooled_paired_sign() -> None:
                           "delta_f1": -0.1, "ci_low": -0.2, "ci_high": -0.05, "p_value": 0.01}]}
     out = pooled_paired(pooled, "a", "b")["strict"]
     assert out == {"delta_f1": 0.1, "ci_low": 0.05, "ci_high": 0.2, "p_value": 0.01}
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs" / "beat_the_teacher").glob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_shipped_lever_configs_validate(path: Path) -> None:
+    cfg = load_config(path)
+    assert cfg.name == "btt_" + path.stem
+    assert cfg.report_dir == "reports/beat_the_teacher/levers"
