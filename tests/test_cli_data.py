@@ -43,9 +43,12 @@ def test_stats_json_numbers(stats_json: dict) -> None:
     assert a["negative_policy"] == ("ADE-NEG.txt: exact duplicate (PubMed ID, sentence) lines kept once; a negative "
                                     "sentence equal to a positive sentence of the same PubMed ID dropped")
     assert a["drug_dose_relations"] == 279
+    assert a["head_conditioning"] == {"examples_with_relations": 4272, "with_two_or_more_related_heads": 530,
+                                      "heads_with_different_tails": 26}
     c = stats_json["cdr"]
     assert [c[s]["documents"] for s in ("train", "dev", "test")] == [500, 500, 500]
     assert [c[s]["cid_relations"] for s in ("train", "dev", "test")] == [1038, 1012, 1066]
+    assert [c[s]["head_conditioning"]["heads_with_different_tails"] for s in ("train", "dev", "test")] == [20, 28, 34]
     u = stats_json["unlabeled"]
     assert u["medline16n0902.xml.gz"] == {"citations": 604, "with_abstract": 526}
     assert u["pubmed_abstracts.jsonl"]["abstracts"] == 3500

@@ -62,3 +62,25 @@ def test_load_corpus_names(fixtures_dir: Path, tmp_path: Path) -> None:
     assert len(load_corpus("ade", root)) == 9 and len(load_corpus("ade-positive", root)) == 6
     with pytest.raises(ConfigError, match="unknown corpus 'cdr-val'"):
         load_corpus("cdr-val", root)
+
+
+def test_head_conditioning_stats_counts_heads_with_different_tails() -> None:
+    from ade_distill.data.stats import head_conditioning_stats
+    from ade_distill.records import Example, Relation, Span
+
+    text = "A and B gave rash and fever."
+
+    def ex(i: str, rels: list[tuple[str, str]]) -> Example:
+        spans = (Span(id="T1", label="DRUG", start=0, end=1, text="A"),
+                 Span(id="T2", label="DRUG", start=6, end=7, text="B"),
+                 Span(id="T3", label="ADE", start=13, end=17, text="rash"),
+                 Span(id="T4", label="ADE", start=22, end=27, text="fever"))
+        return Example(id=i, text=text, spans=spans, relations=tuple(Relation(head=h, tail=t, label="ADE")
+                                                                      for h, t in rels))
+
+    exs = [ex("same", [("T1", "T3"), ("T2", "T3")]),        # two heads, same tails
+           ex("differ", [("T1", "T3"), ("T2", "T4")]),      # two heads, different tails
+           ex("one", [("T1", "T3"), ("T1", "T4")]),         # one head
+           ex("none", [])]
+    assert head_conditioning_stats(exs) == {"examples_with_relations": 3, "with_two_or_more_related_heads": 2,
+                                            "heads_with_different_tails": 1}
