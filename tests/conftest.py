@@ -4,6 +4,7 @@ loudly if the folder is missing, because CI always has it."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,24 @@ def ade_gold(data_root: Path) -> list[Example]:
 @pytest.fixture(scope="session")
 def ade_positive(ade_gold: list[Example]) -> list[Example]:
     return [e for e in ade_gold if e.relations]
+
+
+@pytest.fixture(scope="session")
+def ade_first_pmids(ade_gold: list[Example]) -> Callable[[int], list[Example]]:
+    """``f(n)``: the examples of the first ``n`` PubMed IDs that have relations (positives and their negatives),
+    for tiny end-to-end runs on real data."""
+
+    def subset(n_pmids: int) -> list[Example]:
+        pmids: list[str] = []
+        for e in ade_gold:
+            if e.relations and e.meta["pmid"] not in pmids:
+                pmids.append(e.meta["pmid"])
+            if len(pmids) == n_pmids:
+                break
+        keep = set(pmids)
+        return [e for e in ade_gold if e.meta["pmid"] in keep]
+
+    return subset
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ of a hand-made result, and a tiny end-to-end run over two reproduction configs r
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -181,17 +182,6 @@ TINY_STUDENT = {"encoder": "minilm", "epochs": 1, "batch_size": 8, "max_length":
                 "head_lr": 1e-3, "patience": 0, "threads": 2}
 
 
-def _subset(gold, n_pmids: int):
-    pmids: list[str] = []
-    for e in gold:
-        if e.relations and e.meta["pmid"] not in pmids:
-            pmids.append(e.meta["pmid"])
-        if len(pmids) == n_pmids:
-            break
-    keep = set(pmids)
-    return [e for e in gold if e.meta["pmid"] in keep]
-
-
 def _config(tmp_path: Path, gold_path: Path, name: str, **student: object) -> Path:
     raw = yaml.safe_load((ROOT / "configs" / "ade_gpt4_replay.yaml").read_text())
     raw.update({"name": name, "corpus": str(gold_path), "student": {**TINY_STUDENT, **student},
@@ -204,12 +194,12 @@ def _config(tmp_path: Path, gold_path: Path, name: str, **student: object) -> Pa
 
 
 @pytest.mark.slow
-def test_ablation_end_to_end_on_tiny_runs(tmp_path: Path, ade_gold) -> None:
+def test_ablation_end_to_end_on_tiny_runs(tmp_path: Path, ade_first_pmids: Callable) -> None:
     from ade_distill.cli import app
     from ade_distill.records import write_examples
 
     gold_path = tmp_path / "gold.jsonl"
-    write_examples(gold_path, _subset(ade_gold, 12))
+    write_examples(gold_path, ade_first_pmids(12))
     # b differs from a only in its name: it reuses a's trained model (same key) but keeps its own fold results
     a, b = _config(tmp_path, gold_path, "lever_a"), _config(tmp_path, gold_path, "lever_b")
     spec_path = _write_spec(tmp_path, {

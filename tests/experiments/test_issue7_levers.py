@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -346,21 +347,16 @@ def test_only_fold_out_of_range_is_a_clear_error(fold: str, tmp_path: Path, monk
 
 
 @pytest.mark.slow
-def test_only_fold_runs_that_fold_and_reports_partially(tmp_path: Path, ade_gold: list[Example]) -> None:
+def test_only_fold_runs_that_fold_and_reports_partially(tmp_path: Path,
+                                                      ade_first_pmids: Callable[[int], list[Example]]) -> None:
     """A tiny replay run (8 PMIDs, 2 folds, one MiniLM epoch, no supervised student) with --only-fold 1."""
     import yaml
     from typer.testing import CliRunner
 
     from ade_distill.cli import app
 
-    pmids: list[str] = []
-    for e in ade_gold:
-        if e.relations and e.meta["pmid"] not in pmids:
-            pmids.append(e.meta["pmid"])
-        if len(pmids) == 8:
-            break
     gold_path = tmp_path / "gold.jsonl"
-    write_examples(gold_path, [e for e in ade_gold if e.meta["pmid"] in set(pmids)])
+    write_examples(gold_path, ade_first_pmids(8))
     raw = yaml.safe_load((ROOT / "configs" / "ade_gpt4_replay.yaml").read_text())
     raw.update({"corpus": str(gold_path), "folds": {"k": 2, "seed": 13}, "runs_dir": str(tmp_path / "runs"),
                 "report_dir": str(tmp_path / "reports"), "supervised": {"enabled": False},

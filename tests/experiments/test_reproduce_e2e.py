@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,25 +12,13 @@ import yaml
 from typer.testing import CliRunner
 
 from ade_distill.cli import app
-from ade_distill.records import Example, read_examples, write_examples
+from ade_distill.records import read_examples, write_examples
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_STUDENT = {"encoder": "minilm", "epochs": 1, "batch_size": 8, "max_length": 64, "lr": 1e-4,
                 "head_lr": 1e-3, "patience": 0, "threads": 2}
 
 pytestmark = pytest.mark.slow
-
-
-def _subset(gold: list[Example], n_pmids: int) -> list[Example]:
-    """The examples of the first ``n_pmids`` PubMed IDs that have relations (positives and their negatives)."""
-    pmids: list[str] = []
-    for e in gold:
-        if e.relations and e.meta["pmid"] not in pmids:
-            pmids.append(e.meta["pmid"])
-        if len(pmids) == n_pmids:
-            break
-    keep = set(pmids)
-    return [e for e in gold if e.meta["pmid"] in keep]
 
 
 def _config(tmp_path: Path, gold_path: Path, **changes: object) -> Path:
@@ -43,9 +32,9 @@ def _config(tmp_path: Path, gold_path: Path, **changes: object) -> Path:
     return p
 
 
-def test_replay_reproduction_report_rescore_and_resume(tmp_path: Path, ade_gold: list[Example]) -> None:
+def test_replay_reproduction_report_rescore_and_resume(tmp_path: Path, ade_first_pmids: Callable) -> None:
     gold_path = tmp_path / "gold.jsonl"
-    write_examples(gold_path, _subset(ade_gold, 24))
+    write_examples(gold_path, ade_first_pmids(24))
     cfg = _config(tmp_path, gold_path)
     runner = CliRunner()
     res = runner.invoke(app, ["reproduce", str(cfg), "--quiet"])
@@ -111,7 +100,7 @@ def test_replay_reproduction_report_rescore_and_resume(tmp_path: Path, ade_gold:
     assert final["pooled"]["results"] == results["pooled"]["results"]
 
 
-def test_paper_config_runs_up_to_the_network(tmp_path: Path, ade_gold: list[Example], data_root: Path) -> None:
+def test_paper_config_runs_up_to_the_network(tmp_path: Path, ade_first_pmids: Callable, data_root: Path) -> None:
     """configs/paper_gpt35_pubmedbert.yaml with the OpenAI endpoint swapped for the loopback stand-in (serving the
     recorded GPT-4 answers for ADE sentences, an empty answer for anything else) and MiniLM for PubMedBERT,
     which cannot be downloaded here. Everything else — unlabeled-abstract silver, sentence splitting, the
@@ -121,7 +110,7 @@ def test_paper_config_runs_up_to_the_network(tmp_path: Path, ade_gold: list[Exam
     from ade_distill.teacher.standin import StandinServer
 
     gold_path = tmp_path / "gold.jsonl"
-    write_examples(gold_path, _subset(ade_gold, 16))
+    write_examples(gold_path, ade_first_pmids(16))
     unlabeled = tmp_path / "abstracts.jsonl"
     lines = (data_root / "pubmed_unlabeled" / "pubmed_abstracts.jsonl").read_text().splitlines()[:6]
     unlabeled.write_text("\n".join(lines) + "\n")
