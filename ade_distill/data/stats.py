@@ -59,7 +59,7 @@ def corpus_stats(root: Path) -> dict[str, Any]:
     ade_dir = root / "ade_corpus_v2"
     if ade_dir.is_dir():
         rep = AdeReport()
-        exs = list(read_ade_corpus(ade_dir, report=rep))
+        exs = read_ade_corpus(ade_dir, report=rep)
         out["ade"] = {**rep.as_dict(), "drug_dose_relations": count_dose_relations(ade_dir),
                       "head_conditioning": head_conditioning_stats(exs)}
     cdr_dir = root / "bc5cdr"
@@ -67,7 +67,7 @@ def corpus_stats(root: Path) -> dict[str, Any]:
         out["cdr"] = {}
         for split in SPLIT_FILES:
             rep_c = CdrReport()
-            docs = list(read_cdr(cdr_dir, split, rep_c))
+            docs = read_cdr(cdr_dir, split, rep_c)
             out["cdr"][split] = {**rep_c.as_dict(), "head_conditioning": head_conditioning_stats(docs)}
     un = root / "pubmed_unlabeled"
     if un.is_dir():

@@ -19,11 +19,13 @@ import json
 import shlex
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ade_distill.data.folds import Folds
 from ade_distill.errors import ConfigError
 from ade_distill.experiments.reproduce import STUDENT, SUPERVISED, FoldResult, Reproduction, load_fold_result
 from ade_distill.experiments.stages import Stage
@@ -74,10 +76,13 @@ class _Run:
     config_path: str
     rep: Reproduction
 
+    @cached_property
+    def folds(self) -> Folds:
+        return self.rep.make_folds()
+
     def fold(self, k: int) -> FoldResult | None:
         """The finished result of fold ``k`` for the config as it is now, or None."""
-        folds = self.rep.make_folds()
-        key = self.rep.result_key(folds, "fold", k)
+        key = self.rep.result_key(self.folds, "fold", k)
         name = self.rep.cfg.name
         for folder in (self.rep.run_dir / f"fold{k}" / "result",
                        Path(self.rep.cfg.report_dir) / name / "folds" / f"fold{k}" / "result"):

@@ -44,8 +44,7 @@ def render_model_card(task: TaskSpec, config: StudentConfig, extra: dict[str, An
         ),
         f"- Encoder: `{config.encoder}`; max length {config.max_length} sub-word tokens (longer texts are "
         + ("cut into windows of whole sentences, in training and prediction)."
-           if config.window_long_texts else "split into sentences at prediction time).")
-        ,
+           if config.window_long_texts else "split into sentences at prediction time)."),
         f"- Decoding thresholds: head {config.head_threshold}, tail {config.tail_threshold}, relation "
         f"{config.relation_threshold}.",
         f"- Relation label: `{rel.label}` — {rel.definition}",

@@ -80,8 +80,10 @@ def join_split_archive(parts: list[Path], sha256: str, dest: Path) -> Path:
         hits = sorted(dest.glob("**/config.json"), key=lambda p: len(p.parts))
         return hits[0].parent if hits else None
 
-    if dest.is_dir() and (dest / ".complete").is_file() and model_folder() is not None:
-        return model_folder()  # type: ignore[return-value]
+    if dest.is_dir() and (dest / ".complete").is_file():
+        done = model_folder()
+        if done is not None:
+            return done
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ade_distill.data.sentences import split_sentences
 from ade_distill.errors import ConfigError
 from ade_distill.records import Example
+from ade_distill.student.windows import sentence_windows
 
 if TYPE_CHECKING:
     from ade_distill.student.model import StudentExtractor
@@ -46,19 +47,11 @@ def predict_examples(
         if enc is not None and (not enc.truncated or split == "never"):
             units.append((i, 0, enc))
         else:
-            for s, e in split_sentences(texts[i]) or [(0, len(texts[i]))]:
-                pieces.append((i, s, texts[i][s:e]))
-    if pieces and model.config.window_long_texts:  # pack the sentences of each long text into windows
-        from ade_distill.student.windows import pack_sentences
-
-        counts = model.tokenizer([p[2] for p in pieces], add_special_tokens=False)["input_ids"]
-        budget = max(1, model.config.max_length - model.tokenizer.num_special_tokens_to_add(pair=False))
-        packed: list[tuple[int, int, str]] = []
-        for i in sorted({p[0] for p in pieces}):
-            mine = [(p[1], p[1] + len(p[2]), len(c)) for p, c in zip(pieces, counts, strict=True) if p[0] == i]
-            for s, e in pack_sentences([(a, b) for a, b, _ in mine], [n for _, _, n in mine], budget):
-                packed.append((i, s, texts[i][s:e]))
-        pieces = packed
+            if model.config.window_long_texts:  # sentences packed into windows, as in training
+                ranges = sentence_windows(model.tokenizer, texts[i], model.config.max_length)
+            else:
+                ranges = split_sentences(texts[i]) or [(0, len(texts[i]))]
+            pieces.extend((i, s, texts[i][s:e]) for s, e in ranges)
     if pieces:
         for (i, s, _), enc in zip(pieces, model.encode([p[2] for p in pieces]), strict=True):
             units.append((i, s, enc))

@@ -41,22 +41,26 @@ def pack_sentences(
     return out
 
 
-def text_windows(tokenizer: Any, texts: Sequence[str], max_length: int) -> list[list[tuple[int, int]]]:
-    """Windows of each text: ``[(0, len(text))]`` when it fits ``max_length`` tokens, else packed sentences."""
+def _budget(tokenizer: Any, max_length: int) -> int:
+    """Sub-word tokens left for the text once the special tokens are added."""
+    return max(1, max_length - tokenizer.num_special_tokens_to_add(pair=False))
+
+
+def sentence_windows(tokenizer: Any, text: str, max_length: int) -> list[tuple[int, int]]:
+    """The sentences of ``text`` packed into windows of at most ``max_length`` tokens (special tokens included)."""
     from ade_distill.data.sentences import split_sentences
 
+    sents = split_sentences(text) or [(0, len(text))]
+    counts = tokenizer([text[s:e] for s, e in sents], add_special_tokens=False)["input_ids"]
+    return pack_sentences(sents, [len(c) for c in counts], _budget(tokenizer, max_length))
+
+
+def text_windows(tokenizer: Any, texts: Sequence[str], max_length: int) -> list[list[tuple[int, int]]]:
+    """Windows of each text: ``[(0, len(text))]`` when it fits ``max_length`` tokens, else packed sentences."""
     lengths = tokenizer(list(texts), add_special_tokens=False)["input_ids"] if texts else []
-    specials = tokenizer.num_special_tokens_to_add(pair=False)
-    budget = max(1, max_length - specials)
-    out: list[list[tuple[int, int]]] = []
-    for text, ids in zip(texts, lengths, strict=True):
-        if len(ids) <= budget:
-            out.append([(0, len(text))])
-            continue
-        sents = split_sentences(text) or [(0, len(text))]
-        counts = tokenizer([text[s:e] for s, e in sents], add_special_tokens=False)["input_ids"]
-        out.append(pack_sentences(sents, [len(c) for c in counts], budget))
-    return out
+    budget = _budget(tokenizer, max_length)
+    return [[(0, len(text))] if len(ids) <= budget else sentence_windows(tokenizer, text, max_length)
+            for text, ids in zip(texts, lengths, strict=True)]
 
 
 @dataclass
@@ -118,4 +122,4 @@ def window_examples(
     return out, stats
 
 
-__all__ = ["pack_sentences", "text_windows", "window_example", "window_examples", "WindowStats"]
+__all__ = ["pack_sentences", "sentence_windows", "text_windows", "window_example", "window_examples", "WindowStats"]
