@@ -99,6 +99,46 @@ class SupervisedConfig(_Strict):
     )
 
 
+class EnsembleConfig(_Strict):
+    """Several distilled students trained on the same silver with different seeds, combined by vote.
+
+    Member ``i`` is trained with ``student.seed + i`` (member 0 is the single student of the config); a relation
+    (same head and tail offsets and label) is predicted when at least ``min_votes`` members predict it — by
+    default a majority. The supervised reference student stays a single model.
+    """
+
+    seeds: int = Field(default=1, ge=1, le=32, description="number of students (1: no ensemble)")
+    min_votes: int | None = Field(default=None, ge=1, description="members that must predict a relation "
+                                  "(default: a majority, seeds // 2 + 1)")
+
+    @model_validator(mode="after")
+    def _check(self) -> EnsembleConfig:
+        if self.min_votes is not None and self.min_votes > self.seeds:
+            raise ValueError(f"ensemble.min_votes={self.min_votes} exceeds ensemble.seeds={self.seeds}")
+        return self
+
+    @property
+    def votes_needed(self) -> int:
+        return self.min_votes if self.min_votes is not None else self.seeds // 2 + 1
+
+
+class EncoderAdaptationConfig(_Strict):
+    """Continued masked-LM pretraining of the student encoder on unlabeled documents, once for all folds, before
+    any student is trained (``ade_distill.student.adapt``). Documents that share a PubMed ID with, or contain the
+    text of, any gold example are removed first (every gold example is a test example of some fold). The adapted
+    encoder serves the distilled and the supervised student alike."""
+
+    texts: str = Field(description="unlabeled documents: JSONL abstracts, MEDLINE XML (.gz) or text")
+    mlm: dict[str, Any] = Field(default_factory=dict, description="fields of student.adapt.AdaptConfig")
+
+    @model_validator(mode="after")
+    def _check(self) -> EncoderAdaptationConfig:
+        from ade_distill.student.adapt import AdaptConfig
+
+        AdaptConfig(**self.mlm)  # an unknown or invalid option fails on load, naming it
+        return self
+
+
 class ReproduceConfig(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
@@ -108,6 +148,8 @@ class ReproduceConfig(_Strict):
     teachers: tuple[TeacherConfig, ...] = Field(min_length=1)
     silver: SilverConfig = SilverConfig()
     student: dict[str, Any] = Field(default_factory=dict, description="fields of student TrainConfig")
+    ensemble: EnsembleConfig = EnsembleConfig()
+    adapt_encoder: EncoderAdaptationConfig | None = None
     supervised: SupervisedConfig = SupervisedConfig()
     dev_fraction: float = Field(default=0.1, gt=0.0, lt=0.5, description="share of training documents held out")
     scoring: ScoringConfig = ScoringConfig()

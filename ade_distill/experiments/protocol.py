@@ -95,3 +95,24 @@ def filter_silver(silver: Sequence[Example], test: Sequence[Example]) -> tuple[l
     rep.silver_out = len(kept)
     rep.remaining_overlap_pmid, rep.remaining_overlap_text = contamination(kept, test)
     return kept, rep
+
+
+def filter_documents(documents: Sequence[Example], gold: Sequence[Example]) -> tuple[list[Example], dict[str, int]]:
+    """Unlabeled documents without any gold text, for an encoder adapted once for all folds (every gold example is
+    a test example of some fold): a document is removed when it shares a PubMed ID with a gold example or when
+    its normalized text contains the normalized text of one. Returns the kept documents and the counts."""
+    gold_pmids = set().union(*(_pmids(e) for e in gold)) if gold else set()
+    norms = [normalize_text(d.text) for d in documents]
+    everything = "\x00".join(norms)  # one search per gold text, then per document only for the texts found
+    found = [t for t in {normalize_text(e.text) for e in gold} if t and t in everything]
+    kept, by_pmid, by_text = [], 0, 0
+    for d, norm in zip(documents, norms, strict=True):
+        if _pmids(d) & gold_pmids:
+            by_pmid += 1
+            continue
+        if any(t in norm for t in found):
+            by_text += 1
+            continue
+        kept.append(d)
+    return kept, {"documents_in": len(documents), "removed_by_pmid": by_pmid, "removed_by_text": by_text,
+                  "documents_out": len(kept)}

@@ -77,7 +77,8 @@ class RunResult:
 RESULT_FORMAT = 1
 # Options introduced after RESULT_FORMAT 1, with their defaults: left out of stage keys while at the default, so
 # the models and fold results of configs that do not use them (including the committed reports) stay valid.
-ADDED_CONFIG_OPTIONS: dict[str, Any] = {"silver.boundary": "exact"}
+ADDED_CONFIG_OPTIONS: dict[str, Any] = {"silver.boundary": "exact", "ensemble": {"seeds": 1, "min_votes": None},
+                                        "adapt_encoder": None}
 ADDED_TRAIN_OPTIONS: dict[str, Any] = {"tail_head": "linear", "window_long_texts": False,
                                        "calibrate_thresholds": False}
 
@@ -90,6 +91,24 @@ def train_key_dict(config: TrainConfig) -> dict[str, Any]:
 def file_name(system: str) -> str:
     """File name of a system's predictions (``teacher:gpt-4`` → ``teacher_gpt-4.jsonl``)."""
     return system.replace(":", "_").replace("/", "_") + ".jsonl"
+
+
+def member_name(seed: int) -> str:
+    """System name of one member of a seed ensemble of distilled students."""
+    return f"{STUDENT}:seed{seed}"
+
+
+def ensemble_vote(members: dict[str, list[Example]], test: Sequence[Example], min_votes: int) -> list[Example]:
+    """Relations predicted by at least ``min_votes`` members (exact offsets and label), one example per test
+    example in test order; each relation's score is the fraction of members that predicted it."""
+    voted, _ = vote(members, min_votes=min_votes, use_scores=True)
+    by_text = {e.text: e for e in voted}
+    out = []
+    for g in test:
+        e = by_text.get(g.text)
+        out.append(Example(id=g.id, text=g.text, spans=e.spans if e else (), relations=e.relations if e else (),
+                           meta={"ensemble_members": len(members)}))
+    return out
 
 
 def save_fold_result(fr: FoldResult, stage: Stage) -> None:
@@ -139,6 +158,56 @@ class Reproduction:
         # that differ only in those share their supervised models.
         self.supervised_config = self.train_config.model_copy(
             update={"confidence_weighting": False, "min_confidence": 0.0, "calibrate_thresholds": False})
+        # An adapted encoder: both students load it from its content-addressed folder; stage keys name it by
+        # its key (not by the folder, which depends on runs_dir).
+        self.adapted: tuple[Path, str, str] | None = None  # (folder, name in keys, stage key)
+        if cfg.adapt_encoder is not None:
+            akey = self.adaptation_key()
+            folder = Path(cfg.runs_dir) / "encoders" / akey
+            self.adapted = (folder, f"{self.train_config.encoder}+mlm:{akey}", akey)
+            self.base_encoder = self.train_config.encoder
+            self.train_config = self.train_config.model_copy(update={"encoder": str(folder)})
+            self.supervised_config = self.supervised_config.model_copy(update={"encoder": str(folder)})
+
+    def adaptation_key(self) -> str:
+        """Key of the adaptation stage: base encoder, MLM options, the texts file and the gold texts guarded."""
+        ac = self.cfg.adapt_encoder
+        assert ac is not None
+        from ade_distill.student.adapt import AdaptConfig
+
+        mlm = AdaptConfig(**ac.mlm).model_dump(mode="json", exclude={"threads"})
+        return make_key("adapt", self.train_config.encoder, mlm, file_hash(ac.texts),
+                        [(e.id, e.text) for e in self.gold])
+
+    def train_key(self, config: TrainConfig) -> dict[str, Any]:
+        """The student settings as they enter stage keys (an adapted encoder named by its key)."""
+        out = train_key_dict(config)
+        if self.adapted is not None and out.get("encoder") == str(self.adapted[0]):
+            out["encoder"] = self.adapted[1]
+        return out
+
+    def adapt_encoder(self) -> None:
+        """Run (or reuse) the encoder adaptation stage of ``adapt_encoder`` (before the first training)."""
+        from ade_distill.data.unlabeled import iter_documents
+        from ade_distill.experiments.protocol import filter_documents
+        from ade_distill.student.adapt import AdaptConfig, adapt_encoder
+
+        ac = self.cfg.adapt_encoder
+        assert ac is not None and self.adapted is not None
+        folder, name, akey = self.adapted
+        stage = Stage(folder.with_name(folder.name + "-stage"), akey)
+        if stage.done and (folder / "config.json").is_file():
+            self._log(f"reuse adapted encoder {folder}")
+            return
+        docs, guard = filter_documents(list(iter_documents(ac.texts)), self.gold)
+        self._log(f"adapt encoder {name}: masked-LM on {guard['documents_out']:,} documents "
+                  f"({guard['removed_by_pmid'] + guard['removed_by_text']} removed: gold PMID or text) → {folder}")
+        stage.start()
+        mlm = {"threads": self.train_config.threads, **ac.mlm}
+        summary = adapt_encoder(self.base_encoder, [d.text for d in docs], folder,
+                                AdaptConfig(**mlm), progress=self.opts.progress)
+        summary.pop("curve", None)
+        stage.finish({**summary, "guard": guard})
 
     # -- helpers ---------------------------------------------------------------------------------------------
     def _log(self, msg: str) -> None:
@@ -238,11 +307,13 @@ class Reproduction:
         folder.mkdir(parents=True, exist_ok=True)
         write_examples(folder / "train.jsonl", train)
         write_examples(folder / "dev.jsonl", dev)
-        tkey = make_key("train", train_key_dict(config), self.task.model_dump(),
+        tkey = make_key("train", self.train_key(config), self.task.model_dump(),
                         file_hash(folder / "train.jsonl"), file_hash(folder / "dev.jsonl"))
         model_dir = Path(self.cfg.runs_dir) / "models" / tkey
         tstage = Stage(model_dir, tkey)
         if not tstage.done:
+            if self.adapted is not None:
+                self.adapt_encoder()
             self._log(f"train {name}: {len(train):,} train / {len(dev):,} dev examples → {model_dir}")
             tstage.start()
             train_student(self.task, train, dev, config, model_dir)
@@ -262,6 +333,25 @@ class Reproduction:
             write_examples(pred_path, preds)
             pstage.finish({"sentences_per_second": len(test) / dt if dt > 0 else None, "n": len(test)})
         return list(read_examples(pred_path)), pstage.summary.get("sentences_per_second") or 0.0, tstage.seconds
+
+    def _ensemble(
+        self, fold_dir: Path, train: list[Example], dev: list[Example], test: list[Example],
+        first: list[Example], timings: dict[str, float],
+    ) -> list[Example] | None:
+        """Train the other members of the seed ensemble (member 0, ``first``, is the config's student) and
+        return their vote on ``test``; None when the time limit stops it (finished members stay cached)."""
+        ec = self.cfg.ensemble
+        members = {member_name(self.train_config.seed): first}
+        for i in range(1, ec.seeds):
+            if self.out_of_time():
+                return None
+            seed = self.train_config.seed + i
+            cfg = self.train_config.model_copy(update={"seed": seed})
+            name = member_name(seed)
+            members[name], _, seconds = self._train_and_predict(name, fold_dir / f"{STUDENT}_seed{seed}", train,
+                                                                dev, test, cfg)
+            timings[STUDENT] = timings.get(STUDENT, 0.0) + seconds
+        return ensemble_vote(members, test, ec.votes_needed)
 
     def teacher_predictions(self, records: list[Example], test: list[Example]) -> list[Example]:
         """The teacher as a system: its (grounded and ungrounded) output on each test text, under the test id.
@@ -288,7 +378,7 @@ class Reproduction:
 
         cfg = self.cfg.model_dump(mode="json", exclude={"runs_dir", "report_dir", "description", "learning_curve"})
         blob = json.dumps(drop_added_defaults(cfg, ADDED_CONFIG_OPTIONS), sort_keys=True).replace(str(data_dir(required=False)), "${data}")
-        return make_key("result", RESULT_FORMAT, blob, train_key_dict(self.train_config),
+        return make_key("result", RESULT_FORMAT, blob, self.train_key(self.train_config),
                         self.task.model_dump(mode="json"), folds.corpus_hash, folds.k, folds.seed, *parts)
 
     def run_fold(
@@ -345,6 +435,12 @@ class Reproduction:
             return None
         preds[STUDENT], speed, timings[STUDENT] = self._train_and_predict(
             STUDENT, fold_dir / STUDENT, s_train, s_dev, test)
+        if self.cfg.ensemble.seeds > 1:
+            ens = self._ensemble(fold_dir, s_train, s_dev, test, preds[STUDENT], timings)
+            if ens is None:
+                return None
+            preds[member_name(self.train_config.seed)] = preds[STUDENT]
+            preds[STUDENT] = ens
         if self.cfg.supervised.enabled:
             if self.out_of_time():
                 return None

@@ -1,7 +1,8 @@
-"""CLI commands of the student stage (registered by ade_distill.cli): ``train`` and ``predict``.
+"""CLI commands of the student stage (registered by ade_distill.cli): ``train``, ``predict``, ``adapt-encoder``.
 
     ade-distill train --task ade --train silver.jsonl [--dev dev.jsonl | --dev-fraction 0.1] --out runs/student
     ade-distill predict --model runs/student --input abstracts.jsonl --out preds.jsonl
+    ade-distill adapt-encoder --texts abstracts.jsonl --out runs/minilm-pubmed [--exclude gold.jsonl]
 
 Heavy imports (torch, transformers) happen inside the commands.
 """
@@ -116,6 +117,50 @@ def predict(
                f"to {out} in {stats['seconds']}s")
 
 
+def adapt_encoder(
+    texts: Annotated[Path, typer.Option("--texts", help="Unlabeled documents: JSONL abstracts, MEDLINE XML, text.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder of the adapted encoder (use it as --encoder).")],
+    encoder: Annotated[str, typer.Option("--encoder", help="minilm, mpnet, a hub name or a folder.")] = "minilm",
+    exclude: Annotated[
+        list[Path] | None, typer.Option("--exclude", help="Records whose PMIDs and texts must not be trained on "
+                                        "(e.g. your evaluation set); repeatable.")
+    ] = None,
+    epochs: Annotated[int, typer.Option("--epochs")] = 1,
+    lr: Annotated[float, typer.Option("--lr")] = 5e-5,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 32,
+    max_length: Annotated[int, typer.Option("--max-length", help="Sub-word tokens per block.")] = 128,
+    max_documents: Annotated[int | None, typer.Option("--max-documents")] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 13,
+    threads: Annotated[int | None, typer.Option("--threads", help="torch CPU threads.")] = None,
+) -> None:
+    """Continue masked-LM pretraining of an encoder on unlabeled in-domain text (domain adaptation)."""
+    from pydantic import ValidationError
+
+    from ade_distill.data.unlabeled import iter_documents
+    from ade_distill.errors import ConfigError
+    from ade_distill.experiments.protocol import filter_documents
+    from ade_distill.records import read_examples
+    from ade_distill.student.adapt import AdaptConfig
+    from ade_distill.student.adapt import adapt_encoder as run
+
+    try:
+        cfg = AdaptConfig(epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length,
+                          max_documents=max_documents, seed=seed, threads=threads)
+    except ValidationError as err:
+        raise ConfigError("invalid adaptation option: " + "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())) from None
+    docs = list(iter_documents(texts))
+    guard = None
+    if exclude:
+        held = [e for path in exclude for e in read_examples(path)]
+        docs, guard = filter_documents(docs, held)
+        typer.echo(f"excluded {guard['removed_by_pmid']} documents by PMID and {guard['removed_by_text']} by text")
+    summary = run(encoder, [d.text for d in docs], out, cfg)
+    typer.echo(f"saved {out}: {summary['documents']:,} documents, {summary['tokens_train']:,} tokens, "
+               f"{summary['steps']} steps in {summary['seconds']}s; held-out MLM loss "
+               f"{summary['heldout_mlm_loss_before']:.3f} → {summary['heldout_mlm_loss_after']:.3f}")
+
+
 def _sha256(path: Path) -> str:
     import hashlib
 
@@ -127,6 +172,7 @@ def _sha256(path: Path) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``train`` and ``predict`` to the root app."""
+    """Add ``train``, ``predict`` and ``adapt-encoder`` to the root app."""
     app.command("train")(train)
     app.command("predict")(predict)
+    app.command("adapt-encoder")(adapt_encoder)

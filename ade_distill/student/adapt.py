@@ -1,0 +1,214 @@
+"""Domain adaptation of the student encoder: continued masked-language-model (MLM) pretraining on unlabeled text.
+
+    ade-distill adapt-encoder --texts ../shared/data/pubmed_unlabeled/pubmed_abstracts.jsonl --out runs/minilm-pubmed
+
+The encoder (``minilm``, ``mpnet``, a hub name or a folder) is loaded with an MLM head
+(``AutoModelForMaskedLM``; sentence-embedding checkpoints such as all-MiniLM-L6-v2 ship no MLM head, so a new
+one is initialised and learned along the way), each document is cut into blocks of ``max_length`` sub-word
+tokens (never across documents), and 15% of the sub-word tokens are masked by transformers'
+``DataCollatorForLanguageModeling`` (BERT's 80/10/10 scheme).
+A held-out share of the blocks measures the MLM loss before and after. The folder written is a normal encoder
+folder: pass it as ``--encoder`` / ``student.encoder``.
+
+Protocol: text that is also evaluation text must not be used (the reproduction removes every document that shares
+a PubMed ID or contains a sentence of the gold corpus before calling :func:`adapt_encoder`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ade_distill.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+class AdaptConfig(BaseModel):
+    """Options of continued MLM pretraining (invalid values raise pydantic's ValidationError naming the field)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    epochs: int = Field(default=1, ge=1, le=100)
+    lr: float = Field(default=5e-5, gt=0.0, lt=1.0)
+    batch_size: int = Field(default=32, ge=1, le=4096)
+    max_length: int = Field(default=128, ge=16, le=4096, description="sub-word tokens per block, [CLS]/[SEP] included")
+    min_block: int = Field(default=16, ge=1, description="a document's last, shorter block is kept from this length")
+    mlm_probability: float = Field(default=0.15, gt=0.0, lt=1.0)
+    heldout_fraction: float = Field(default=0.05, ge=0.0, lt=0.5, description="blocks kept out to measure MLM loss")
+    max_documents: int | None = Field(default=None, ge=1)
+    warmup_ratio: float = Field(default=0.06, ge=0.0, le=1.0)
+    weight_decay: float = Field(default=0.01, ge=0.0, lt=1.0)
+    seed: int = 13
+    threads: int | None = Field(default=None, ge=1, le=512)
+
+
+def blocks_of(ids: Sequence[int], size: int, min_block: int) -> list[list[int]]:
+    """Cut one document's token ids (no special tokens) into consecutive blocks of ``size``; a last block shorter
+    than ``min_block`` is dropped (pure)."""
+    out = [list(ids[i:i + size]) for i in range(0, len(ids), size)]
+    return [b for b in out if len(b) == size or len(b) >= min_block]
+
+
+def make_blocks(tokenizer: Any, texts: Sequence[str], cfg: AdaptConfig) -> list[list[int]]:
+    """Token-id blocks (with the tokenizer's special tokens) of every text, in text order."""
+    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+    if cls is None or sep is None:
+        raise ConfigError("adapt-encoder needs a tokenizer with [CLS]/[SEP] (or <s>/</s>) tokens")
+    inner = cfg.max_length - 2
+    blocks: list[list[int]] = []
+    for i in range(0, len(texts), 256):
+        enc = tokenizer(list(texts[i:i + 256]), add_special_tokens=False, truncation=False)["input_ids"]
+        for ids in enc:
+            blocks += [[cls, *b, sep] for b in blocks_of(ids, inner, cfg.min_block)]
+    return blocks
+
+
+def masked_lm_loss(model: Any, batch: dict[str, Any]) -> Any:
+    """MLM cross-entropy computed on the masked positions only: the encoder runs on the whole batch, the
+    prediction head (and its vocabulary-size projection, the costliest matrix product of a small encoder) only
+    on the ~15% of positions that carry a label. Equal to ``model(**batch).loss``."""
+    import torch
+
+    heads = [m for _, m in model.named_children() if m is not model.base_model]
+    if len(heads) != 1:  # an unusual MLM class: let it compute the loss itself
+        return model(**batch).loss
+    labels = batch["labels"]
+    hidden = model.base_model(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask"))[0]
+    where = labels != -100
+    logits = heads[0](hidden[where])
+    return torch.nn.functional.cross_entropy(logits, labels[where])
+
+
+def _mlm_loss(model: Any, collator: Any, blocks: Sequence[list[int]], batch_size: int, seed: int) -> float | None:
+    """Mean MLM loss over ``blocks`` with a fixed masking (seeded), so before/after values are comparable."""
+    import torch
+
+    if not blocks:
+        return None
+    model.eval()
+    total, n = 0.0, 0
+    state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for i in range(0, len(blocks), batch_size):
+            batch = collator([{"input_ids": b} for b in blocks[i:i + batch_size]])
+            k = int((batch["labels"] != -100).sum())
+            total += float(masked_lm_loss(model, batch)) * k
+            n += k
+    torch.random.set_rng_state(state)
+    model.train()
+    return total / n if n else None
+
+
+def adapt_encoder(encoder: str, texts: Sequence[str], out: str | Path, cfg: AdaptConfig | None = None,
+                  *, progress: bool = True) -> dict[str, Any]:
+    """Continue MLM pretraining of ``encoder`` on ``texts`` and save the adapted encoder and tokenizer to ``out``
+    (written to a temporary folder and renamed, so ``out`` appears only when complete). Returns the summary that
+    is also written to ``out/adapt.json``.
+
+    Raises:
+        ConfigError: no usable text, or an encoder that cannot be loaded with an MLM head.
+    """
+    import shutil
+
+    import torch
+    from transformers import (AutoModelForMaskedLM, AutoTokenizer, DataCollatorForLanguageModeling,
+                              get_linear_schedule_with_warmup)
+
+    from ade_distill.student.encoders import resolve_encoder
+    from ade_distill.student.model import _quiet_transformers
+
+    cfg = cfg or AdaptConfig()
+    out = Path(out)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    texts = [t for t in texts if t and t.strip()][: cfg.max_documents]
+    if not texts:
+        raise ConfigError("adapt-encoder: no text to train on")
+    path = resolve_encoder(encoder)
+    _quiet_transformers()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForMaskedLM.from_pretrained(path)
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"cannot load encoder {encoder!r} with a masked-LM head: {err}") from None
+    random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    blocks = make_blocks(tokenizer, texts, cfg)
+    order = list(range(len(blocks)))
+    random.Random(cfg.seed).shuffle(order)
+    n_held = int(len(blocks) * cfg.heldout_fraction)
+    held = [blocks[i] for i in order[:n_held]]
+    train = [blocks[i] for i in order[n_held:]]
+    if not train:
+        raise ConfigError(f"adapt-encoder: {len(texts)} texts gave no training block of ≥{cfg.min_block} tokens")
+    collator = DataCollatorForLanguageModeling(tokenizer, mlm=True, mlm_probability=cfg.mlm_probability,
+                                               seed=cfg.seed)
+    loss_before = _mlm_loss(model, collator, held, cfg.batch_size, cfg.seed)
+
+    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
+    params = [
+        {"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)],
+         "weight_decay": cfg.weight_decay},
+        {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)], "weight_decay": 0.0},
+    ]
+    opt = torch.optim.AdamW(params, lr=cfg.lr)
+    steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+    total = steps_per_epoch * cfg.epochs
+    sched = get_linear_schedule_with_warmup(opt, int(total * cfg.warmup_ratio), total)
+    rng = random.Random(cfg.seed)
+    curve: list[dict[str, float]] = []
+    t0 = time.time()
+    model.train()
+    from rich.progress import Progress
+
+    with Progress(disable=not progress, transient=True) as bar:
+        job = bar.add_task("MLM adaptation", total=total)
+        step = 0
+        for epoch in range(cfg.epochs):
+            # length-sorted chunks of batches, shuffled: little padding, random order
+            idx = sorted(range(len(train)), key=lambda i: (len(train[i]), rng.random()))
+            batches = [idx[i:i + cfg.batch_size] for i in range(0, len(idx), cfg.batch_size)]
+            rng.shuffle(batches)
+            running, seen = 0.0, 0
+            for b in batches:
+                batch = collator([{"input_ids": train[i]} for i in b])
+                loss = masked_lm_loss(model, batch)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                opt.step()
+                sched.step()
+                opt.zero_grad(set_to_none=True)
+                running += float(loss.detach())
+                seen += 1
+                step += 1
+                bar.advance(job)
+                if step % 50 == 0 or step == total:
+                    curve.append({"step": step, "epoch": epoch, "train_loss": round(running / seen, 4)})
+                    log.info("MLM step %d/%d loss %.4f", step, total, running / seen)
+                    running, seen = 0.0, 0
+    loss_after = _mlm_loss(model, collator, held, cfg.batch_size, cfg.seed)
+    summary: dict[str, Any] = {
+        "base_encoder": encoder, "resolved": path, "config": cfg.model_dump(mode="json"),
+        "documents": len(texts), "blocks_train": len(train), "blocks_heldout": len(held),
+        "tokens_train": sum(len(b) for b in train), "steps": total, "seconds": round(time.time() - t0, 1),
+        "heldout_mlm_loss_before": loss_before, "heldout_mlm_loss_after": loss_after, "curve": curve,
+        "note": "loss_before uses a freshly initialised MLM head when the checkpoint ships none",
+    }
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    (tmp / "adapt.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    return summary
