@@ -74,3 +74,32 @@ def ade_first_pmids(ade_gold: list[Example]) -> Callable[[int], list[Example]]:
 @pytest.fixture(scope="session")
 def teacher_outputs_dir(data_root: Path) -> Path:
     return data_root / "teacher_outputs"
+
+
+TINY_STUDENT = {"encoder": "minilm", "epochs": 1, "batch_size": 8, "max_length": 64, "lr": 1e-4, "head_lr": 1e-3,
+                "patience": 0, "threads": 2}
+
+
+@pytest.fixture
+def tiny_config(tmp_path: Path, ade_first_pmids: Callable[[int], list[Example]]) -> Callable[..., Path]:
+    """``f(config, **updates)``: a copy of a shipped reproduction config for a tiny real run — the gold of the
+    first 8 PubMed IDs, 2 folds, one short MiniLM epoch, 20 bootstrap samples, runs and reports under tmp_path —
+    with ``updates`` applied on top; returns the path of the YAML written."""
+    import yaml
+
+    from ade_distill.records import write_examples
+
+    root = Path(__file__).resolve().parents[1]
+
+    def make(config: str, **updates: object) -> Path:
+        gold_path = tmp_path / "gold.jsonl"
+        write_examples(gold_path, ade_first_pmids(8))
+        raw = yaml.safe_load((root / config).read_text())
+        raw.update({"corpus": str(gold_path), "folds": {"k": 2, "seed": 13}, "runs_dir": str(tmp_path / "runs"),
+                    "report_dir": str(tmp_path / "reports"), "student": dict(TINY_STUDENT), **updates})
+        raw["scoring"]["n_boot"] = 20
+        out = tmp_path / "tiny.yaml"
+        out.write_text(yaml.safe_dump(raw))
+        return out
+
+    return make

@@ -65,7 +65,8 @@ def make_blocks(tokenizer: Any, texts: Sequence[str], cfg: AdaptConfig) -> list[
     inner = cfg.max_length - 2
     blocks: list[list[int]] = []
     for i in range(0, len(texts), 256):
-        enc = tokenizer(list(texts[i:i + 256]), add_special_tokens=False, truncation=False)["input_ids"]
+        enc = tokenizer(list(texts[i:i + 256]), add_special_tokens=False, truncation=False,
+                        verbose=False)["input_ids"]  # long documents are cut into blocks below
         for ids in enc:
             blocks += [[cls, *b, sep] for b in blocks_of(ids, inner, cfg.min_block)]
     return blocks
@@ -120,8 +121,12 @@ def adapt_encoder(encoder: str, texts: Sequence[str], out: str | Path, cfg: Adap
     import shutil
 
     import torch
-    from transformers import (AutoModelForMaskedLM, AutoTokenizer, DataCollatorForLanguageModeling,
-                              get_linear_schedule_with_warmup)
+    from transformers import (
+        AutoModelForMaskedLM,
+        AutoTokenizer,
+        DataCollatorForLanguageModeling,
+        get_linear_schedule_with_warmup,
+    )
 
     from ade_distill.student.encoders import resolve_encoder
     from ade_distill.student.model import _quiet_transformers

@@ -12,7 +12,7 @@ import pytest
 from ade_distill.errors import ConfigError
 from ade_distill.experiments.config import EnsembleConfig, load_config
 from ade_distill.experiments.reproduce import STUDENT, Reproduction, RunOptions, ensemble_vote, member_name
-from ade_distill.records import Example, Relation, Span, write_examples
+from ade_distill.records import Example, Relation, Span
 
 ROOT = Path(__file__).resolve().parents[2]
 TEXT = "Aspirin caused rash and severe nausea."
@@ -83,27 +83,16 @@ def test_ensemble_changes_the_result_key_only_when_set(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_tiny_ensemble_run_trains_three_members_and_votes(
-        tmp_path: Path, ade_first_pmids: Callable[[int], list[Example]]) -> None:
-    """8 PMIDs, 2 folds, --only-fold 1, three MiniLM members of a few steps each: the fold holds the ensemble
+def test_tiny_ensemble_run_trains_three_members_and_votes(tmp_path: Path, tiny_config: Callable[..., Path]) -> None:
+    """8 PMIDs, 2 folds, --only-fold 1, three MiniLM members of one short epoch each: the fold holds the ensemble
     as ``student`` and member 0 as ``student:seed13``; the ensemble's relations are exactly the members'
     majority."""
-    import yaml
     from typer.testing import CliRunner
 
     from ade_distill.cli import app
     from ade_distill.records import read_examples
 
-    gold_path = tmp_path / "gold.jsonl"
-    write_examples(gold_path, ade_first_pmids(8))
-    raw = yaml.safe_load((ROOT / "configs" / "beat_the_teacher" / "ensemble3.yaml").read_text())
-    raw.update({"corpus": str(gold_path), "folds": {"k": 2, "seed": 13}, "runs_dir": str(tmp_path / "runs"),
-                "report_dir": str(tmp_path / "reports"),
-                "student": {"encoder": "minilm", "epochs": 1, "batch_size": 8, "max_length": 64, "lr": 1e-4,
-                            "head_lr": 1e-3, "patience": 0, "threads": 2}})
-    raw["scoring"]["n_boot"] = 20
-    cfg = tmp_path / "tiny.yaml"
-    cfg.write_text(yaml.safe_dump(raw))
+    cfg = tiny_config("configs/beat_the_teacher/ensemble3.yaml")
     res = CliRunner().invoke(app, ["reproduce", str(cfg), "--only-fold", "1", "--quiet"])
     assert res.exit_code == 0, res.output
 

@@ -349,25 +349,13 @@ def test_only_fold_out_of_range_is_a_clear_error(fold: str, tmp_path: Path, monk
 
 
 @pytest.mark.slow
-def test_only_fold_runs_that_fold_and_reports_partially(tmp_path: Path,
-                                                      ade_first_pmids: Callable[[int], list[Example]]) -> None:
+def test_only_fold_runs_that_fold_and_reports_partially(tmp_path: Path, tiny_config: Callable[..., Path]) -> None:
     """A tiny replay run (8 PMIDs, 2 folds, one MiniLM epoch, no supervised student) with --only-fold 1."""
-    import yaml
     from typer.testing import CliRunner
 
     from ade_distill.cli import app
 
-    gold_path = tmp_path / "gold.jsonl"
-    write_examples(gold_path, ade_first_pmids(8))
-    raw = yaml.safe_load((ROOT / "configs" / "ade_gpt4_replay.yaml").read_text())
-    raw.update({"corpus": str(gold_path), "folds": {"k": 2, "seed": 13}, "runs_dir": str(tmp_path / "runs"),
-                "report_dir": str(tmp_path / "reports"), "supervised": {"enabled": False},
-                "student": {"encoder": "minilm", "epochs": 1, "batch_size": 8, "max_length": 64, "lr": 1e-4,
-                            "head_lr": 1e-3, "patience": 0, "threads": 2}})
-    raw["scoring"]["n_boot"] = 20
-    cfg = tmp_path / "tiny.yaml"
-    cfg.write_text(yaml.safe_dump(raw))
-
+    cfg = tiny_config("configs/ade_gpt4_replay.yaml", supervised={"enabled": False})
     res = CliRunner().invoke(app, ["reproduce", str(cfg), "--only-fold", "1", "--quiet"])
     assert res.exit_code == 0, res.output
     run_dir = tmp_path / "runs" / "ade_gpt4_replay"
