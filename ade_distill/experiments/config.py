@@ -104,7 +104,8 @@ class EnsembleConfig(_Strict):
 
     Member ``i`` is trained with ``student.seed + i`` (member 0 is the single student of the config); a relation
     (same head and tail offsets and label) is predicted when at least ``min_votes`` members predict it — by
-    default a majority. The supervised reference student stays a single model.
+    default a majority. The supervised reference student stays a single model. The vote is on relations (see
+    ``reproduce.ensemble_vote``), and training metrics shown for the student are member 0's.
     """
 
     seeds: int = Field(default=1, ge=1, le=32, description="number of students (1: no ensemble)")

@@ -100,7 +100,11 @@ def member_name(seed: int) -> str:
 
 def ensemble_vote(members: dict[str, list[Example]], test: Sequence[Example], min_votes: int) -> list[Example]:
     """Relations predicted by at least ``min_votes`` members (exact offsets and label), one example per test
-    example in test order; each relation's score is the fraction of members that predicted it."""
+    example in test order; each relation's score is the fraction of members that predicted it.
+
+    The vote is on relations: the output holds the spans of the voted relations only, so entity-level scores of
+    an ensemble count relation arguments, not every span a member tagged (compare ensembles at relation level).
+    """
     voted, _ = vote(members, min_votes=min_votes, use_scores=True)
     by_text = {e.text: e for e in voted}
     out = []
@@ -161,11 +165,11 @@ class Reproduction:
         # An adapted encoder: both students load it from its content-addressed folder; stage keys name it by
         # its key (not by the folder, which depends on runs_dir).
         self.adapted: tuple[Path, str, str] | None = None  # (folder, name in keys, stage key)
+        self.base_encoder = self.train_config.encoder
         if cfg.adapt_encoder is not None:
             akey = self.adaptation_key()
             folder = Path(cfg.runs_dir) / "encoders" / akey
-            self.adapted = (folder, f"{self.train_config.encoder}+mlm:{akey}", akey)
-            self.base_encoder = self.train_config.encoder
+            self.adapted = (folder, f"{self.base_encoder}+mlm:{akey}", akey)
             self.train_config = self.train_config.model_copy(update={"encoder": str(folder)})
             self.supervised_config = self.supervised_config.model_copy(update={"encoder": str(folder)})
 
@@ -173,17 +177,25 @@ class Reproduction:
         """Key of the adaptation stage: base encoder, MLM options, the texts file and the gold texts guarded."""
         ac = self.cfg.adapt_encoder
         assert ac is not None
+        from ade_distill.errors import ConfigError
         from ade_distill.student.adapt import AdaptConfig
 
+        if not Path(ac.texts).is_file():
+            raise ConfigError(f"adapt_encoder.texts: {ac.texts} not found (the key of the adapted encoder, and so "
+                              "of every result of this config, depends on that file)")
         mlm = AdaptConfig(**ac.mlm).model_dump(mode="json", exclude={"threads"})
-        return make_key("adapt", self.train_config.encoder, mlm, file_hash(ac.texts),
+        return make_key("adapt", self.base_encoder, mlm, file_hash(ac.texts),
                         [(e.id, e.text) for e in self.gold])
 
     def train_key(self, config: TrainConfig) -> dict[str, Any]:
-        """The student settings as they enter stage keys (an adapted encoder named by its key)."""
+        """The student settings as they enter stage keys: an adapted encoder named by its key; an encoder given
+        as a local folder also by the hash of its weights (a folder replaced in place is a new encoder)."""
         out = train_key_dict(config)
         if self.adapted is not None and out.get("encoder") == str(self.adapted[0]):
             out["encoder"] = self.adapted[1]
+        elif ("/" in config.encoder or "\\" in config.encoder) and Path(config.encoder).is_dir():
+            weights = sorted(Path(config.encoder).glob("*.safetensors")) or sorted(Path(config.encoder).glob("*.bin"))
+            out["encoder_weights"] = [file_hash(w) for w in weights]
         return out
 
     def adapt_encoder(self) -> None:
@@ -337,21 +349,24 @@ class Reproduction:
     def _ensemble(
         self, fold_dir: Path, train: list[Example], dev: list[Example], test: list[Example],
         first: list[Example], timings: dict[str, float],
-    ) -> list[Example] | None:
+    ) -> tuple[list[Example], list[float]] | None:
         """Train the other members of the seed ensemble (member 0, ``first``, is the config's student) and
-        return their vote on ``test``; None when the time limit stops it (finished members stay cached)."""
+        return their vote on ``test`` and the members' prediction speeds; None when the time limit stops it
+        (finished members stay cached)."""
         ec = self.cfg.ensemble
         members = {member_name(self.train_config.seed): first}
+        speeds: list[float] = []
         for i in range(1, ec.seeds):
             if self.out_of_time():
                 return None
             seed = self.train_config.seed + i
             cfg = self.train_config.model_copy(update={"seed": seed})
             name = member_name(seed)
-            members[name], _, seconds = self._train_and_predict(name, fold_dir / f"{STUDENT}_seed{seed}", train,
-                                                                dev, test, cfg)
+            members[name], speed, seconds = self._train_and_predict(name, fold_dir / f"{STUDENT}_seed{seed}",
+                                                                    train, dev, test, cfg)
             timings[STUDENT] = timings.get(STUDENT, 0.0) + seconds
-        return ensemble_vote(members, test, ec.votes_needed)
+            speeds.append(speed)
+        return ensemble_vote(members, test, ec.votes_needed), speeds
 
     def teacher_predictions(self, records: list[Example], test: list[Example]) -> list[Example]:
         """The teacher as a system: its (grounded and ungrounded) output on each test text, under the test id.
@@ -440,7 +455,10 @@ class Reproduction:
             if ens is None:
                 return None
             preds[member_name(self.train_config.seed)] = preds[STUDENT]
-            preds[STUDENT] = ens
+            preds[STUDENT] = ens[0]
+            # the ensemble runs every member: its rate is the harmonic combination of theirs
+            rates = [speed, *ens[1]]
+            speed = 1.0 / sum(1.0 / r for r in rates) if all(r > 0 for r in rates) else 0.0
         if self.cfg.supervised.enabled:
             if self.out_of_time():
                 return None

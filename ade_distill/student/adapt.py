@@ -6,8 +6,9 @@ The encoder (``minilm``, ``mpnet``, a hub name or a folder) is loaded with an ML
 (``AutoModelForMaskedLM``; sentence-embedding checkpoints such as all-MiniLM-L6-v2 ship no MLM head, so a new
 one is initialised and learned along the way), each document is cut into blocks of ``max_length`` sub-word
 tokens (never across documents), and 15% of the sub-word tokens are masked by transformers'
-``DataCollatorForLanguageModeling`` (BERT's 80/10/10 scheme).
-A held-out share of the blocks measures the MLM loss before and after. The folder written is a normal encoder
+``DataCollatorForLanguageModeling`` (BERT's 80/10/10 scheme). A held-out share of the blocks (drawn by block, so
+blocks of one document can fall on both sides: a measure of fit, not of generalisation to new documents) gives
+the MLM loss before and after. The folder written is a normal encoder
 folder: pass it as ``--encoder`` / ``student.encoder``.
 
 Protocol: text that is also evaluation text must not be used (the reproduction removes every document that shares
@@ -89,24 +90,27 @@ def masked_lm_loss(model: Any, batch: dict[str, Any]) -> Any:
 
 
 def _mlm_loss(model: Any, collator: Any, blocks: Sequence[list[int]], batch_size: int, seed: int) -> float | None:
-    """Mean MLM loss over ``blocks`` with a fixed masking (seeded), so before/after values are comparable."""
+    """Mean MLM loss per masked token over ``blocks``. The masks come from the collator's own seeded generator,
+    so a run is reproducible, but the "before" and "after" measurements draw different masks of the same blocks
+    (thousands of masked tokens each, so the difference of masks adds little to the comparison)."""
     import torch
 
     if not blocks:
         return None
     model.eval()
     total, n = 0.0, 0
-    state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
     with torch.no_grad():
         for i in range(0, len(blocks), batch_size):
-            batch = collator([{"input_ids": b} for b in blocks[i:i + batch_size]])
+            batch = _to(collator([{"input_ids": b} for b in blocks[i:i + batch_size]]), model.device)
             k = int((batch["labels"] != -100).sum())
             total += float(masked_lm_loss(model, batch)) * k
             n += k
-    torch.random.set_rng_state(state)
     model.train()
     return total / n if n else None
+
+
+def _to(batch: dict[str, Any], device: Any) -> dict[str, Any]:
+    return {k: v.to(device) for k, v in batch.items()}
 
 
 def adapt_encoder(encoder: str, texts: Sequence[str], out: str | Path, cfg: AdaptConfig | None = None,
@@ -145,12 +149,19 @@ def adapt_encoder(encoder: str, texts: Sequence[str], out: str | Path, cfg: Adap
         model = AutoModelForMaskedLM.from_pretrained(path)
     except (OSError, ValueError) as err:
         raise ConfigError(f"cannot load encoder {encoder!r} with a masked-LM head: {err}") from None
+    limit = getattr(model.config, "max_position_embeddings", None)
+    if limit is not None and cfg.max_length > limit:
+        raise ConfigError(f"adapt-encoder: max_length {cfg.max_length} exceeds the {limit} positions of {encoder!r}")
+    if torch.cuda.is_available():
+        model.to("cuda")
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     blocks = make_blocks(tokenizer, texts, cfg)
     order = list(range(len(blocks)))
     random.Random(cfg.seed).shuffle(order)
     n_held = int(len(blocks) * cfg.heldout_fraction)
+    if cfg.heldout_fraction > 0 and n_held == 0 and len(blocks) > 1:
+        n_held = 1  # a tiny corpus still gets a (rough) held-out loss
     held = [blocks[i] for i in order[:n_held]]
     train = [blocks[i] for i in order[n_held:]]
     if not train:
@@ -185,7 +196,7 @@ def adapt_encoder(encoder: str, texts: Sequence[str], out: str | Path, cfg: Adap
             rng.shuffle(batches)
             running, seen = 0.0, 0
             for b in batches:
-                batch = collator([{"input_ids": train[i]} for i in b])
+                batch = _to(collator([{"input_ids": train[i]} for i in b]), model.device)
                 loss = masked_lm_loss(model, batch)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

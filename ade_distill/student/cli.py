@@ -149,6 +149,9 @@ def adapt_encoder(
     except ValidationError as err:
         raise ConfigError("invalid adaptation option: " + "; ".join(
             f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())) from None
+    if out.exists() and any(out.iterdir()):
+        raise ConfigError(f"{out} exists and is not empty; choose a new --out rather than replacing an encoder "
+                          "in place (students trained on the old one would no longer match it)")
     docs = list(iter_documents(texts))
     guard = None
     if exclude:
@@ -156,9 +159,12 @@ def adapt_encoder(
         docs, guard = filter_documents(docs, held)
         typer.echo(f"excluded {guard['removed_by_pmid']} documents by PMID and {guard['removed_by_text']} by text")
     summary = run(encoder, [d.text for d in docs], out, cfg)
+    def loss(x: float | None) -> str:
+        return "n/a" if x is None else f"{x:.3f}"
+
     typer.echo(f"saved {out}: {summary['documents']:,} documents, {summary['tokens_train']:,} tokens, "
                f"{summary['steps']} steps in {summary['seconds']}s; held-out MLM loss "
-               f"{summary['heldout_mlm_loss_before']:.3f} → {summary['heldout_mlm_loss_after']:.3f}")
+               f"{loss(summary['heldout_mlm_loss_before'])} → {loss(summary['heldout_mlm_loss_after'])}")
 
 
 def _sha256(path: Path) -> str:

@@ -129,3 +129,51 @@ def test_adaptation_config_is_validated_and_keyed(tmp_path: Path) -> None:
         "runs_dir": str(tmp_path / "a"), "adapt_encoder": {**cfg.adapt_encoder.model_dump(),
                                                            "mlm": {"epochs": 2}}}), RunOptions(progress=False))
     assert changed.adapted[2] != akey and changed.result_key(folds, "fold", 9) != rep.result_key(folds, "fold", 9)
+
+
+def test_cli_refuses_to_replace_an_encoder_folder(tmp_path: Path) -> None:
+    from ade_distill.cli import app
+
+    (tmp_path / "enc").mkdir()
+    (tmp_path / "enc" / "config.json").write_text("{}")
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text(json.dumps({"pmid": "1", "text": "Some text."}) + "\n")
+    res = CliRunner().invoke(app, ["adapt-encoder", "--texts", str(docs), "--out", str(tmp_path / "enc")])
+    assert res.exit_code != 0 and "exists and is not empty" in str(res.exception)
+    assert (tmp_path / "enc" / "config.json").read_text() == "{}"
+
+
+def test_max_length_beyond_the_encoder_positions_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="exceeds the 512 positions"):
+        adapt_encoder("minilm", ["Some text. " * 50], tmp_path / "enc", AdaptConfig(max_length=1024), progress=False)
+
+
+def test_missing_adaptation_texts_is_a_config_error(tmp_path: Path) -> None:
+    from ade_distill.experiments.config import load_config
+    from ade_distill.experiments.reproduce import Reproduction, RunOptions
+
+    cfg = load_config(ROOT / "configs" / "beat_the_teacher" / "mlm_pubmed.yaml",
+                      overrides={"runs_dir": str(tmp_path), "adapt_encoder": {"texts": str(tmp_path / "no.jsonl")}})
+    with pytest.raises(ConfigError, match="adapt_encoder.texts: .*no.jsonl not found"):
+        Reproduction(cfg, RunOptions(progress=False))
+
+
+def test_a_local_encoder_folder_enters_keys_by_its_weights(tmp_path: Path) -> None:
+    from ade_distill.experiments.config import load_config
+    from ade_distill.experiments.reproduce import Reproduction, RunOptions
+
+    enc = tmp_path / "my-encoder"
+    enc.mkdir()
+    (enc / "model.safetensors").write_bytes(b"one")
+    cfg = load_config(ROOT / "configs" / "ade_multi_teacher.yaml",
+                      overrides={"runs_dir": str(tmp_path), "student": {"encoder": str(enc)}})
+    rep = Reproduction(cfg, RunOptions(progress=False))
+    first = rep.train_key(rep.train_config)
+    (enc / "model.safetensors").write_bytes(b"two")
+    second = rep.train_key(rep.train_config)
+    assert first["encoder"] == second["encoder"] == str(enc)
+    assert first["encoder_weights"] != second["encoder_weights"]
+    # an alias is not a folder: its key is the name alone, as in the committed reports
+    assert "encoder_weights" not in Reproduction(load_config(ROOT / "configs" / "ade_multi_teacher.yaml"),
+                                                 RunOptions(progress=False)).train_key(rep.train_config.model_copy(
+                                                     update={"encoder": "minilm"}))
