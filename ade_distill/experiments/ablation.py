@@ -23,7 +23,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ade_distill.data.folds import Folds
 from ade_distill.errors import ConfigError
@@ -46,6 +46,12 @@ class FinalRun(BaseModel):
     label: str
     config: str
     supervised: bool = Field(default=False, description="also show this run's supervised student")
+    supervised_label: str = Field(default="", description="its row label (default: 'supervised (<label>)')")
+
+    @property
+    def supervised_name(self) -> str:
+        """The system name of this run's supervised student in the final comparison."""
+        return self.supervised_label or f"{SUPERVISED} ({self.label})"
 
 
 class AblationSpec(BaseModel):
@@ -59,6 +65,18 @@ class AblationSpec(BaseModel):
     seed: int = 0
     rows: tuple[LeverRow, ...] = Field(min_length=1)
     final: tuple[FinalRun, ...] = ()
+
+    @model_validator(mode="after")
+    def _unique_systems(self) -> AblationSpec:
+        """Every system of the final comparison needs its own name (a repeated one would replace the other's
+        predictions)."""
+        names = [self.teacher]
+        for f in self.final:
+            names += [f.label, *([f.supervised_name] if f.supervised else [])]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"final: system names must be unique (and differ from the teacher), repeated: {repeated}")
+        return self
 
 
 def load_spec(path: str | Path) -> AblationSpec:
@@ -193,7 +211,7 @@ def build(spec: AblationSpec) -> dict[str, Any]:
                 systems.setdefault(spec.teacher, fr.predictions[spec.teacher])
                 systems[f.label] = fr.predictions[STUDENT]
                 if f.supervised and SUPERVISED in fr.predictions:
-                    systems[f"{SUPERVISED} ({f.label})"] = fr.predictions[SUPERVISED]
+                    systems[f.supervised_name] = fr.predictions[SUPERVISED]
         final = {"reported_folds": reported, "dev_fold": d, "missing": missing}
         if not missing:
             names = list(per_fold[reported[0]])

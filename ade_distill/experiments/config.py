@@ -103,14 +103,18 @@ class EnsembleConfig(_Strict):
     """Several distilled students trained on the same silver with different seeds, combined by vote.
 
     Member ``i`` is trained with ``student.seed + i`` (member 0 is the single student of the config); a relation
-    (same head and tail offsets and label) is predicted when at least ``min_votes`` members predict it — by
-    default a majority. The supervised reference student stays a single model. The vote is on relations (see
+    (same head and tail offsets and label; with ``boundary: consensus``, the same after mapping overlapping
+    span variants onto the members' majority variant) is predicted when at least ``min_votes`` members predict
+    it — by default a majority. The supervised reference student stays a single model. The vote is on relations (see
     ``reproduce.ensemble_vote``), and training metrics shown for the student are member 0's.
     """
 
     seeds: int = Field(default=1, ge=1, le=32, description="number of students (1: no ensemble)")
     min_votes: int | None = Field(default=None, ge=1, description="members that must predict a relation "
                                   "(default: a majority, seeds // 2 + 1)")
+    boundary: Literal["exact", "consensus"] = Field(
+        default="exact", description="consensus: overlapping variants of a span are first mapped onto the variant "
+        "most members predicted, so members that disagree only on a boundary still vote for the same relation")
 
     @model_validator(mode="after")
     def _check(self) -> EnsembleConfig:

@@ -77,8 +77,9 @@ class RunResult:
 RESULT_FORMAT = 1
 # Options introduced after RESULT_FORMAT 1, with their defaults: left out of stage keys while at the default, so
 # the models and fold results of configs that do not use them (including the committed reports) stay valid.
-ADDED_CONFIG_OPTIONS: dict[str, Any] = {"silver.boundary": "exact", "ensemble": {"seeds": 1, "min_votes": None},
-                                        "adapt_encoder": None}
+# (a nested option before its parent: "ensemble.boundary" is dropped first, then a default "ensemble" whole)
+ADDED_CONFIG_OPTIONS: dict[str, Any] = {"silver.boundary": "exact", "ensemble.boundary": "exact",
+                                        "ensemble": {"seeds": 1, "min_votes": None}, "adapt_encoder": None}
 ADDED_TRAIN_OPTIONS: dict[str, Any] = {"tail_head": "linear", "window_long_texts": False,
                                        "calibrate_thresholds": False}
 
@@ -98,14 +99,16 @@ def member_name(seed: int) -> str:
     return f"{STUDENT}:seed{seed}"
 
 
-def ensemble_vote(members: dict[str, list[Example]], test: Sequence[Example], min_votes: int) -> list[Example]:
-    """Relations predicted by at least ``min_votes`` members (exact offsets and label), one example per test
-    example in test order; each relation's score is the fraction of members that predicted it.
+def ensemble_vote(members: dict[str, list[Example]], test: Sequence[Example], min_votes: int,
+                  boundary: str = "exact") -> list[Example]:
+    """Relations predicted by at least ``min_votes`` members (exact offsets and label, or after boundary
+    consensus: see ``combine.vote``), one example per test example in test order; each relation's score is the
+    fraction of members that predicted it.
 
     The vote is on relations: the output holds the spans of the voted relations only, so entity-level scores of
     an ensemble count relation arguments, not every span a member tagged (compare ensembles at relation level).
     """
-    voted, _ = vote(members, min_votes=min_votes, use_scores=True)
+    voted, _ = vote(members, min_votes=min_votes, use_scores=True, boundary=boundary)
     by_text = {e.text: e for e in voted}
     out = []
     for g in test:
@@ -366,7 +369,7 @@ class Reproduction:
                                                                     train, dev, test, cfg)
             timings[STUDENT] = timings.get(STUDENT, 0.0) + seconds
             speeds.append(speed)
-        return ensemble_vote(members, test, ec.votes_needed), speeds
+        return ensemble_vote(members, test, ec.votes_needed, ec.boundary), speeds
 
     def teacher_predictions(self, records: list[Example], test: list[Example]) -> list[Example]:
         """The teacher as a system: its (grounded and ungrounded) output on each test text, under the test id.

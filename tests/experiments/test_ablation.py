@@ -52,10 +52,26 @@ def test_load_spec_unknown_key_names_the_file(tmp_path: Path) -> None:
         load_spec(p)
 
 
-@pytest.mark.parametrize("change", [{"rows": []}, {"dev_fold": -1}, {"name": "bad name/"}, {"teacher": None}])
+@pytest.mark.parametrize("change", [
+    {"rows": []}, {"dev_fold": -1}, {"name": "bad name/"}, {"teacher": None},
+    {"final": [{"label": "x", "config": "a.yaml"}, {"label": "x", "config": "b.yaml"}]},
+    {"final": [{"label": "teacher:gpt-4-json", "config": "a.yaml"}]},
+    {"final": [{"label": "x", "config": "a.yaml", "supervised": True, "supervised_label": "y"},
+               {"label": "y", "config": "b.yaml"}]},
+])
 def test_load_spec_rejects_bad_values(tmp_path: Path, change: dict) -> None:
     with pytest.raises(ConfigError, match="spec.yaml"):
         load_spec(_write_spec(tmp_path, {**SPEC, **change}))
+
+
+def test_final_supervised_names(tmp_path: Path) -> None:
+    final = [{"label": "student: a", "config": "a.yaml", "supervised": True},
+             {"label": "student: b", "config": "b.yaml", "supervised": True, "supervised_label": "supervised: b"},
+             # a run whose supervised student is not shown may share its default name with nothing
+             {"label": "student: c", "config": "c.yaml"}]
+    sp = load_spec(_write_spec(tmp_path, {**SPEC, "final": final}))
+    assert [f.supervised_name for f in sp.final] == [
+        "supervised (student: a)", "supervised: b", "supervised (student: c)"]
 
 
 def test_load_spec_missing_or_not_a_mapping(tmp_path: Path) -> None:

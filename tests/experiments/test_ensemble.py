@@ -49,6 +49,22 @@ def test_majority_vote_keeps_relations_most_members_predict() -> None:
     assert out[0].meta == {"ensemble_members": 3}
 
 
+def test_consensus_vote_counts_boundary_variants_of_one_relation_together() -> None:
+    """Two members say "severe nausea", one says "nausea": exact voting needs all three to agree on offsets;
+    with boundary consensus the third member's variant maps onto the majority variant and votes for it."""
+    gold = [Example(id="g1", text=TEXT)]
+    members = {"a": [_pred("x", RASH, NAUSEA)], "b": [_pred("y", RASH, SEVERE_NAUSEA)],
+               "c": [_pred("z", RASH, SEVERE_NAUSEA)]}
+    assert _keys(ensemble_vote(members, gold, min_votes=3)[0]) == {("Aspirin", "rash", 1.0)}
+    both = ensemble_vote(members, gold, min_votes=3, boundary="consensus")
+    assert _keys(both[0]) == {("Aspirin", "rash", 1.0), ("Aspirin", "severe nausea", 1.0)}
+    # a tie between variants goes to the shorter one (the part the members agree on)
+    tie = {"a": [_pred("x", NAUSEA)], "b": [_pred("y", SEVERE_NAUSEA)]}
+    assert _keys(ensemble_vote(tie, gold, min_votes=2, boundary="consensus")[0]) == {("Aspirin", "nausea", 1.0)}
+    with pytest.raises(ValueError, match="boundary"):
+        ensemble_vote(members, gold, min_votes=2, boundary="overlap")
+
+
 def test_a_test_example_no_member_predicts_stays_empty() -> None:
     gold = [Example(id="g1", text=TEXT), Example(id="g2", text="Nothing here.")]
     members = {"a": [_pred("x", RASH), Example(id="n", text="Nothing here.")],
@@ -80,7 +96,16 @@ def test_ensemble_changes_the_result_key_only_when_set(tmp_path: Path) -> None:
     rep.cfg = cfg.model_copy(update={"ensemble": EnsembleConfig(seeds=3)})
     three = rep.result_key(folds, "fold", 9)
     rep.cfg = cfg.model_copy(update={"ensemble": EnsembleConfig(seeds=3, min_votes=1)})
-    assert len({base, three, rep.result_key(folds, "fold", 9)}) == 3
+    one = rep.result_key(folds, "fold", 9)
+    rep.cfg = cfg.model_copy(update={"ensemble": EnsembleConfig(seeds=3, boundary="consensus")})
+    assert len({base, three, one, rep.result_key(folds, "fold", 9)}) == 4
+    # the boundary option, added later, leaves the key of an ensemble at its default as it was
+    rep.cfg = cfg.model_copy(update={"ensemble": EnsembleConfig(seeds=3, boundary="exact")})
+    assert rep.result_key(folds, "fold", 9) == three
+    ens = load_config(ROOT / "configs" / "beat_the_teacher" / "ensemble3.yaml", overrides={"runs_dir": str(tmp_path)})
+    committed = ROOT / "reports" / "beat_the_teacher" / "levers" / "btt_ensemble3" / "folds" / "fold9" / "result"
+    rep = Reproduction(ens, RunOptions(progress=False))
+    assert rep.result_key(rep.make_folds(), "fold", 9) == json.loads((committed / "stage.json").read_text())["key"]
 
 
 @pytest.mark.slow
