@@ -95,16 +95,43 @@ def _quiet_transformers() -> None:
         pass
 
 
+# Weights an encoder checkpoint may lack or carry without harm here: the student reads token states only, so a
+# missing pooler is never used, and a masked-LM head (an adapted encoder, ``adapt.py``) is simply not loaded.
+_UNUSED_MISSING = ("pooler.",)
+_UNUSED_EXTRA = ("cls.", "lm_head.", "pooler.")
+
+
+class _DropLoadReport(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "LOAD REPORT" not in record.getMessage()
+
+
 def load_encoder(name_or_path: str) -> tuple[torch.nn.Module, Any]:
-    """Pretrained encoder and fast tokenizer for a (resolved) name or folder."""
+    """Pretrained encoder and fast tokenizer for a (resolved) name or folder.
+
+    transformers' load report (a table per load) is replaced by one warning naming the weights that matter:
+    encoder weights missing from the checkpoint (newly initialised) or checkpoint weights left unused, other than
+    the pooler and a masked-LM head, which the student never uses.
+    """
     from transformers import AutoModel, AutoTokenizer
 
     _quiet_transformers()
+    reporter = logging.getLogger("transformers.modeling_utils")
+    no_report = _DropLoadReport()
     try:
         tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-        encoder = AutoModel.from_pretrained(name_or_path)
+        reporter.addFilter(no_report)  # (a filter, not a level: that logger's level also switches other checks)
+        encoder, info = AutoModel.from_pretrained(name_or_path, output_loading_info=True)
     except OSError as err:
         raise ConfigError(f"cannot load encoder {name_or_path!r}: {err}") from None
+    finally:
+        reporter.removeFilter(no_report)
+    missing = sorted(k for k in info.get("missing_keys", ()) if not k.startswith(_UNUSED_MISSING))
+    extra = sorted(k for k in info.get("unexpected_keys", ()) if not k.startswith(_UNUSED_EXTRA))
+    if missing or extra:
+        log.warning("encoder %s: %d weight(s) missing from the checkpoint, newly initialised (%s); %d checkpoint "
+                    "weight(s) unused (%s)", name_or_path, len(missing), ", ".join(missing[:5]) or "-",
+                    len(extra), ", ".join(extra[:5]) or "-")
     if not getattr(tokenizer, "is_fast", False):
         raise ConfigError(f"encoder {name_or_path!r} has no fast tokenizer; the student needs offsets")
     return encoder, tokenizer

@@ -67,7 +67,7 @@ def test_load_spec_rejects_bad_values(tmp_path: Path, change: dict) -> None:
 def test_final_supervised_names(tmp_path: Path) -> None:
     final = [{"label": "student: a", "config": "a.yaml", "supervised": True},
              {"label": "student: b", "config": "b.yaml", "supervised": True, "supervised_label": "supervised: b"},
-             # a run whose supervised student is not shown may share its default name with nothing
+             # c shows no supervised student: its name is only the default, never a row
              {"label": "student: c", "config": "c.yaml"}]
     sp = load_spec(_write_spec(tmp_path, {**SPEC, "final": final}))
     assert [f.supervised_name for f in sp.final] == [

@@ -1,0 +1,51 @@
+"""Loading an encoder checkpoint (student.model.load_encoder): transformers' per-load report table is replaced by
+one warning that names only the weights that matter to the student."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from ade_distill.student.encoders import resolve_encoder
+from ade_distill.student.model import load_encoder
+
+LOST = "encoder.layer.0.output.dense.weight"
+
+
+def _tiny_mlm_checkpoint(folder: Path, drop: str | None = None) -> Path:
+    """A one-layer BERT saved with a masked-LM head and no pooler, as ``adapt-encoder`` writes it."""
+    from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
+
+    model = BertForMaskedLM(BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                       intermediate_size=37))
+    state = {k: v for k, v in model.state_dict().items() if drop is None or not k.endswith(drop)}
+    model.save_pretrained(folder, state_dict=state)
+    AutoTokenizer.from_pretrained(resolve_encoder("minilm")).save_pretrained(folder)
+    return folder
+
+
+def test_an_adapted_checkpoint_loads_without_a_report(tmp_path: Path, capfd: pytest.CaptureFixture,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    from transformers import AutoModel
+
+    folder = _tiny_mlm_checkpoint(tmp_path / "enc")
+    AutoModel.from_pretrained(folder)  # the control: transformers itself prints its table for this folder
+    assert "LOAD REPORT" in capfd.readouterr().err
+    with caplog.at_level(logging.WARNING, logger="ade_distill"):
+        encoder, tokenizer = load_encoder(str(folder))
+    assert type(encoder).__name__ == "BertModel" and tokenizer.is_fast
+    assert "LOAD REPORT" not in capfd.readouterr().err  # the head (cls.*) and the pooler are not the student's
+    assert not [r for r in caplog.records if r.name.startswith("ade_distill")]
+    # the report is dropped for that load only
+    AutoModel.from_pretrained(folder)
+    assert "LOAD REPORT" in capfd.readouterr().err
+
+
+def test_a_missing_encoder_weight_is_named(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    folder = _tiny_mlm_checkpoint(tmp_path / "enc", drop=LOST)
+    with caplog.at_level(logging.WARNING, logger="ade_distill"):
+        load_encoder(str(folder))
+    msgs = [r.getMessage() for r in caplog.records if r.name.startswith("ade_distill")]
+    assert len(msgs) == 1 and LOST in msgs[0] and "1 weight(s) missing" in msgs[0] and str(folder) in msgs[0]
