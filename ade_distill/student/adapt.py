@@ -133,7 +133,7 @@ def adapt_encoder(encoder: str, texts: Sequence[str], out: str | Path, cfg: Adap
     )
 
     from ade_distill.student.encoders import resolve_encoder
-    from ade_distill.student.model import _quiet_transformers
+    from ade_distill.student.model import _DropLoadReport, _quiet_transformers
 
     cfg = cfg or AdaptConfig()
     out = Path(out)
@@ -144,11 +144,22 @@ def adapt_encoder(encoder: str, texts: Sequence[str], out: str | Path, cfg: Adap
         raise ConfigError("adapt-encoder: no text to train on")
     path = resolve_encoder(encoder)
     _quiet_transformers()
+    reporter, no_report = logging.getLogger("transformers.modeling_utils"), _DropLoadReport()
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForMaskedLM.from_pretrained(path)
+        reporter.addFilter(no_report)  # its table is summarised below
+        model, info = AutoModelForMaskedLM.from_pretrained(path, output_loading_info=True)
     except (OSError, ValueError) as err:
         raise ConfigError(f"cannot load encoder {encoder!r} with a masked-LM head: {err}") from None
+    finally:
+        reporter.removeFilter(no_report)
+    missing = sorted(info.get("missing_keys", ()))
+    fresh_head = [k for k in missing if k.startswith(("cls.", "lm_head."))]
+    if fresh_head:
+        log.info("encoder %s ships no masked-LM head: %d head weight(s) newly initialised", encoder, len(fresh_head))
+    if len(missing) > len(fresh_head):
+        log.warning("encoder %s: %d encoder weight(s) missing from the checkpoint, newly initialised (%s)", encoder,
+                    len(missing) - len(fresh_head), ", ".join(k for k in missing if k not in fresh_head)[:300])
     limit = getattr(model.config, "max_position_embeddings", None)
     if limit is not None and cfg.max_length > limit:
         raise ConfigError(f"adapt-encoder: max_length {cfg.max_length} exceeds the {limit} positions of {encoder!r}")
