@@ -144,6 +144,10 @@ def adapt_encoder(encoder: str, texts: Sequence[str], out: str | Path, cfg: Adap
         raise ConfigError("adapt-encoder: no text to train on")
     path = resolve_encoder(encoder)
     _quiet_transformers()
+    # Seeded before loading: a checkpoint without a masked-LM head gets a freshly initialised one, and that draw
+    # must not depend on what the process did before (the same key must give the same encoder everywhere).
+    random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
     reporter, no_report = logging.getLogger("transformers.modeling_utils"), _DropLoadReport()
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
@@ -165,8 +169,6 @@ def adapt_encoder(encoder: str, texts: Sequence[str], out: str | Path, cfg: Adap
         raise ConfigError(f"adapt-encoder: max_length {cfg.max_length} exceeds the {limit} positions of {encoder!r}")
     if torch.cuda.is_available():
         model.to("cuda")
-    random.seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
     blocks = make_blocks(tokenizer, texts, cfg)
     order = list(range(len(blocks)))
     random.Random(cfg.seed).shuffle(order)

@@ -81,6 +81,22 @@ def test_tiny_adaptation_writes_a_loadable_encoder(tmp_path: Path, abstracts: li
     assert type(encoder).__name__ == "BertModel" and tokenizer.is_fast
 
 
+@pytest.mark.slow
+def test_adaptation_does_not_depend_on_the_process_random_state(tmp_path: Path, abstracts: list[str]) -> None:
+    """MiniLM ships no masked-LM head, so loading draws a fresh one: the same config and texts must give the
+    same encoder whatever the process drew before (its cache key promises that)."""
+    import torch
+
+    cfg = AdaptConfig(epochs=1, batch_size=8, max_length=32, heldout_fraction=0.2, threads=2)
+    weights = []
+    for i, draws in enumerate((0, 7)):
+        torch.rand(draws)  # a different global random state before each run
+        s = adapt_encoder("minilm", abstracts[:6], tmp_path / f"enc{i}", cfg, progress=False)
+        weights.append((tmp_path / f"enc{i}" / "model.safetensors").read_bytes())
+        assert s["heldout_mlm_loss_before"] > 0
+    assert weights[0] == weights[1]
+
+
 def test_adaptation_without_text_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no text"):
         adapt_encoder("minilm", ["", "  "], tmp_path / "enc", progress=False)
