@@ -89,7 +89,7 @@ def masked_lm_loss(model: Any, batch: dict[str, Any]) -> Any:
     return torch.nn.functional.cross_entropy(logits, labels[where])
 
 
-def _mlm_loss(model: Any, collator: Any, blocks: Sequence[list[int]], batch_size: int, seed: int) -> float | None:
+def _mlm_loss(model: Any, collator: Any, blocks: Sequence[list[int]], batch_size: int) -> float | None:
     """Mean MLM loss per masked token over ``blocks``. The masks come from the collator's own seeded generator,
     so a run is reproducible, but the "before" and "after" measurements draw different masks of the same blocks
     (thousands of masked tokens each, so the difference of masks adds little to the comparison)."""
@@ -133,7 +133,7 @@ def adapt_encoder(encoder: str, texts: Sequence[str], out: str | Path, cfg: Adap
     )
 
     from ade_distill.student.encoders import resolve_encoder
-    from ade_distill.student.model import _DropLoadReport, _quiet_transformers
+    from ade_distill.student.model import MLM_HEAD_PREFIXES, _quiet_transformers, from_pretrained_quietly
 
     cfg = cfg or AdaptConfig()
     out = Path(out)
@@ -148,17 +148,13 @@ def adapt_encoder(encoder: str, texts: Sequence[str], out: str | Path, cfg: Adap
     # must not depend on what the process did before (the same key must give the same encoder everywhere).
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
-    reporter, no_report = logging.getLogger("transformers.modeling_utils"), _DropLoadReport()
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
-        reporter.addFilter(no_report)  # its table is summarised below
-        model, info = AutoModelForMaskedLM.from_pretrained(path, output_loading_info=True)
+        model, info = from_pretrained_quietly(AutoModelForMaskedLM, path)
     except (OSError, ValueError) as err:
         raise ConfigError(f"cannot load encoder {encoder!r} with a masked-LM head: {err}") from None
-    finally:
-        reporter.removeFilter(no_report)
     missing = sorted(info.get("missing_keys", ()))
-    fresh_head = [k for k in missing if k.startswith(("cls.", "lm_head."))]
+    fresh_head = [k for k in missing if k.startswith(MLM_HEAD_PREFIXES)]
     if fresh_head:
         log.info("encoder %s ships no masked-LM head: %d head weight(s) newly initialised", encoder, len(fresh_head))
     if len(missing) > len(fresh_head):
@@ -181,7 +177,7 @@ def adapt_encoder(encoder: str, texts: Sequence[str], out: str | Path, cfg: Adap
         raise ConfigError(f"adapt-encoder: {len(texts)} texts gave no training block of ≥{cfg.min_block} tokens")
     collator = DataCollatorForLanguageModeling(tokenizer, mlm=True, mlm_probability=cfg.mlm_probability,
                                                seed=cfg.seed)
-    loss_before = _mlm_loss(model, collator, held, cfg.batch_size, cfg.seed)
+    loss_before = _mlm_loss(model, collator, held, cfg.batch_size)
 
     no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
     params = [
@@ -224,7 +220,7 @@ def adapt_encoder(encoder: str, texts: Sequence[str], out: str | Path, cfg: Adap
                     curve.append({"step": step, "epoch": epoch, "train_loss": round(running / seen, 4)})
                     log.info("MLM step %d/%d loss %.4f", step, total, running / seen)
                     running, seen = 0.0, 0
-    loss_after = _mlm_loss(model, collator, held, cfg.batch_size, cfg.seed)
+    loss_after = _mlm_loss(model, collator, held, cfg.batch_size)
     summary: dict[str, Any] = {
         "base_encoder": encoder, "resolved": path, "config": cfg.model_dump(mode="json"),
         "documents": len(texts), "blocks_train": len(train), "blocks_heldout": len(held),

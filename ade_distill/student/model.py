@@ -97,13 +97,28 @@ def _quiet_transformers() -> None:
 
 # Weights an encoder checkpoint may lack or carry without harm here: the student reads token states only, so a
 # missing pooler is never used, and a masked-LM head (an adapted encoder, ``adapt.py``) is simply not loaded.
+MLM_HEAD_PREFIXES = ("cls.", "lm_head.")
 _UNUSED_MISSING = ("pooler.",)
-_UNUSED_EXTRA = ("cls.", "lm_head.", "pooler.")
+_UNUSED_EXTRA = (*MLM_HEAD_PREFIXES, "pooler.")
 
 
 class _DropLoadReport(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         return "LOAD REPORT" not in record.getMessage()
+
+
+def from_pretrained_quietly(auto_class: Any, path: str) -> tuple[Any, dict[str, Any]]:
+    """``auto_class.from_pretrained(path)`` without transformers' load-report table (the callers summarise the
+    returned loading info instead). The report is dropped by a filter, not a level: that logger's level also
+    switches other checks of the loader."""
+    reporter = logging.getLogger("transformers.modeling_utils")
+    no_report = _DropLoadReport()
+    reporter.addFilter(no_report)
+    try:
+        model, info = auto_class.from_pretrained(path, output_loading_info=True)
+    finally:
+        reporter.removeFilter(no_report)
+    return model, info
 
 
 def load_encoder(name_or_path: str) -> tuple[torch.nn.Module, Any]:
@@ -116,16 +131,11 @@ def load_encoder(name_or_path: str) -> tuple[torch.nn.Module, Any]:
     from transformers import AutoModel, AutoTokenizer
 
     _quiet_transformers()
-    reporter = logging.getLogger("transformers.modeling_utils")
-    no_report = _DropLoadReport()
     try:
         tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-        reporter.addFilter(no_report)  # (a filter, not a level: that logger's level also switches other checks)
-        encoder, info = AutoModel.from_pretrained(name_or_path, output_loading_info=True)
+        encoder, info = from_pretrained_quietly(AutoModel, name_or_path)
     except OSError as err:
         raise ConfigError(f"cannot load encoder {name_or_path!r}: {err}") from None
-    finally:
-        reporter.removeFilter(no_report)
     missing = sorted(k for k in info.get("missing_keys", ()) if not k.startswith(_UNUSED_MISSING))
     extra = sorted(k for k in info.get("unexpected_keys", ()) if not k.startswith(_UNUSED_EXTRA))
     if missing or extra:
