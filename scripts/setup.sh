@@ -21,8 +21,11 @@ if "$PY" -c "import torch" 2>/dev/null; then
 elif command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then
   echo "setup: NVIDIA GPU found, installing the CUDA build of torch"
   "$PY" -m pip install "torch>=2.2"
-elif "$PY" -m pip install --no-index "torch==${TORCH_VERSION}" >/dev/null 2>&1; then
-  echo "setup: installed torch ${TORCH_VERSION} from a local wheel"
+elif "$PY" -m pip install --dry-run --no-deps --no-index -q "torch==${TORCH_VERSION}" >/dev/null 2>&1; then
+  # The wheel itself is local; its dependencies (filelock, sympy, ...) come from the configured index, so no
+  # --no-index here (a bare machine has none of them in the wheel folder).
+  echo "setup: installing torch ${TORCH_VERSION} from a local wheel"
+  "$PY" -m pip install "torch==${TORCH_VERSION}"
 else
   echo "setup: installing the CPU-only build of torch"
   "$PY" -m pip install torch --index-url https://download.pytorch.org/whl/cpu

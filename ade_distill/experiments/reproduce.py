@@ -81,7 +81,7 @@ RESULT_FORMAT = 1
 ADDED_CONFIG_OPTIONS: dict[str, Any] = {"silver.boundary": "exact", "ensemble.boundary": "exact",
                                         "ensemble": {"seeds": 1, "min_votes": None}, "adapt_encoder": None}
 ADDED_TRAIN_OPTIONS: dict[str, Any] = {"tail_head": "linear", "window_long_texts": False,
-                                       "calibrate_thresholds": False}
+                                       "calibrate_thresholds": False, "precision": "fp32"}
 
 
 def train_key_dict(config: TrainConfig) -> dict[str, Any]:

@@ -81,6 +81,10 @@ class TrainConfig(BaseModel):
     threads: int | None = Field(default=None, ge=1, le=512, description="torch CPU threads.")
     deterministic: bool = True
     eval_batch_size: int = Field(default=64, ge=1)
+    precision: Literal["fp32", "bf16"] = Field(
+        default="fp32",
+        description="bf16: the forward pass under bfloat16 autocast (weights, optimizer state and the saved "
+        "model stay fp32); about 2x faster on CPUs with AVX512-BF16 or AMX and on recent GPUs.")
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
@@ -354,8 +358,9 @@ def train_student(
             loss_sum, loss_n = 0.0, 0
             for batch in loader:
                 batch = {k: v.to(acc.device) for k, v in batch.items()}
-                out = model(**batch)
-                loss = out["loss"]
+                with torch.autocast(acc.device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"):
+                    out = model(**batch)
+                loss = out["loss"].float()
                 acc.backward(loss)
                 if config.grad_clip:
                     acc.clip_grad_norm_(model.parameters(), config.grad_clip)
