@@ -47,13 +47,24 @@ STAGE_MODULES = (
 )
 
 
+# Loggers whose INFO lines report progress (a line per epoch and every 5% of the steps of training and of
+# masked-LM adaptation); shown without --verbose when stdout is not a terminal.
+PROGRESS_LOGGERS = ("ade_distill.student.train", "ade_distill.student.adapt")
+
+
 @app.callback()
 def _root(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at INFO level.")] = False,
 ) -> None:
+    interactive = sys.stdout.isatty()
     logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s" if interactive else
+        "%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S",
     )
+    if not interactive:  # CI, nohup, a notebook's subprocess: no progress bar is drawn, so log the progress
+        for name in PROGRESS_LOGGERS:
+            logging.getLogger(name).setLevel(logging.INFO)
 
 
 def _data_root(data: Path | None) -> Path:

@@ -163,6 +163,14 @@ class Example(_Frozen):
     def span_by_id(self) -> dict[str, Span]:
         return {s.id: s for s in self.spans}
 
+    def document_id(self) -> str:
+        """The document the example belongs to: ``meta.pmid``, else ``meta.doc_id``, else the example's id. Folds
+        and dev splits group examples by it, so the sentences of one abstract stay on one side."""
+        for key in ("pmid", "doc_id"):
+            if key in self.meta:
+                return str(self.meta[key])
+        return self.id
+
 
 def check_labels(
     example: Example,

@@ -21,7 +21,7 @@ import numpy as np
 from ade_distill.data.corpora import load_corpus
 from ade_distill.evaluation import score_systems
 from ade_distill.evaluation.bootstrap import bootstrap_prf, naive_bootstrap_prf, resample_weights
-from ade_distill.evaluation.metrics import align, count_matrix
+from ade_distill.evaluation.metrics import count_matrix, pair_by_id
 from ade_distill.records import Example, Span
 
 N_BOOT = 1000
@@ -55,7 +55,7 @@ def main() -> None:
         print(f"  {m:8s} relation F1 {sc.f1:.3f} [{sc.f1_ci[0]:.3f}, {sc.f1_ci[1]:.3f}]")
     print(f"score_systems (3 modes x 2 levels, {N_BOOT} bootstrap samples, error analysis): {t_all:.2f} s")
 
-    counts = count_matrix(gold, align(gold, pred), "strict", "relation").micro
+    counts = count_matrix(gold, pair_by_id(gold, pred), "strict", "relation").micro
     t0 = time.perf_counter()
     w = resample_weights(len(gold), N_BOOT, seed=0)
     fast = bootstrap_prf(counts, w)

@@ -22,13 +22,6 @@ from ade_distill.records import Example
 FORMAT_VERSION = 1
 
 
-def _group_of(ex: Example) -> str:
-    for key in ("pmid", "doc_id"):
-        if key in ex.meta:
-            return str(ex.meta[key])
-    return ex.id
-
-
 @dataclass(frozen=True)
 class Folds:
     """A fold assignment: ``folds[i]`` is the list of example ids of fold ``i`` (0-based)."""
@@ -134,7 +127,7 @@ def make_folds(examples: Sequence[Example], k: int, seed: int, corpus: str) -> F
             raise DataError("duplicate example id: folds are lists of ids, so ids must be unique",
                             record_id=ex.id)
         seen.add(ex.id)
-        by_group[_group_of(ex)].append(ex)
+        by_group[ex.document_id()].append(ex)
     if len(by_group) < k:
         raise ConfigError(f"cannot make {k} folds from {len(by_group)} documents")
     names = sorted(by_group)

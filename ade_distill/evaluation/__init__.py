@@ -36,14 +36,14 @@ def micro_prf(
         missing_as_empty: score a gold id without prediction as an empty prediction instead of raising.
 
     Raises:
-        DataError: ids absent from gold, text mismatches, missing predictions (see :func:`metrics.align`).
+        DataError: ids absent from gold, text mismatches, missing predictions (see :func:`metrics.pair_by_id`).
         ConfigError: unknown mode or level, or ``concept`` mode on gold without concept ids.
     """
-    from ade_distill.evaluation.metrics import align, count_matrix, prf
+    from ade_distill.evaluation.metrics import count_matrix, pair_by_id, prf
     from ade_distill.evaluation.scoring import check_mode_level
 
     check_mode_level(mode, level, gold)
-    aligned = align(gold, pred, missing_as_empty=missing_as_empty)
+    aligned = pair_by_id(gold, pred, missing_as_empty=missing_as_empty)
     tp, fp, fn = (int(x) for x in count_matrix(gold, aligned, mode, level).micro.sum(axis=0))
     return prf(tp, fp, fn)
 

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from ade_distill.records import Example
 
 FORMATS = ("table", "json", "markdown")
 
@@ -18,6 +23,55 @@ def _parse_pred(spec: str) -> tuple[str, Path]:
     if not sep or not name.strip() or not path.strip():
         raise ConfigError(f"--pred must be NAME=PATH (e.g. --pred student=preds.jsonl), got {spec!r}")
     return name.strip(), Path(path.strip())
+
+
+def _read_gold(path: Path) -> list[Example]:
+    """Gold records; :class:`DataError` when there are none (scores of nothing would read as a score of 0)."""
+    from ade_distill.errors import DataError
+    from ade_distill.records import read_examples
+
+    gold = list(read_examples(path))
+    if not gold:
+        raise DataError("no gold records (empty file): nothing to score", path=path)
+    return gold
+
+
+def _unknown_labels(ex: Example, entity_labels: set[str], relation_labels: set[str]) -> list[str]:
+    """Labels of ``ex`` that the gold never uses (a level without any gold label is not checked)."""
+    out = [s.label for s in ex.spans if entity_labels and s.label not in entity_labels]
+    return out + [r.label for r in ex.relations if relation_labels and r.label not in relation_labels]
+
+
+def _first_line_with(path: Path, labels: set[str]) -> tuple[int, str | None]:
+    """Line and record id of the first record of ``path`` using one of ``labels`` (a second pass, only taken
+    when there is something to report)."""
+    from ade_distill.records import iter_jsonl, parse_example
+
+    for line, obj in iter_jsonl(path):
+        ex = parse_example(obj, path=path, line=line)
+        if any(s.label in labels for s in ex.spans) or any(r.label in labels for r in ex.relations):
+            return line, ex.id
+    return 0, None  # pragma: no cover - the caller found such a record
+
+
+def _check_labels(path: Path, preds: Sequence[Example], gold: Sequence[Example], allow: bool) -> None:
+    """Name the labels of ``preds`` that the gold does not know (they can only score as false positives):
+    :class:`DataError` at the first record using one, or a warning with ``allow``."""
+    from ade_distill.errors import DataError
+
+    ents = {s.label for g in gold for s in g.spans}
+    rels = {r.label for g in gold for r in g.relations}
+    unknown = Counter(lab for ex in preds for lab in _unknown_labels(ex, ents, rels))
+    if not unknown:
+        return
+    line, rid = _first_line_with(path, set(unknown))
+    counts = ", ".join(f"{lab!r} {n:,}x" for lab, n in unknown.most_common())
+    err = DataError(f"labels the gold does not use: {counts} (gold entity labels {sorted(ents)}, relation labels "
+                    f"{sorted(rels)}); they can only count as false positives — rename them, or pass "
+                    "--allow-unknown-labels to score them so", path=path, line=line, record_id=rid)
+    if not allow:
+        raise err
+    typer.echo(f"warning: {err}", err=True)
 
 
 def score(
@@ -34,6 +88,10 @@ def score(
     missing_as_empty: Annotated[
         bool, typer.Option("--missing-as-empty", help="Score gold ids without prediction as empty predictions.")
     ] = False,
+    allow_unknown_labels: Annotated[
+        bool, typer.Option("--allow-unknown-labels", help="Score predicted labels the gold never uses as false "
+                           "positives (with a warning) instead of stopping.")
+    ] = False,
 ) -> None:
     """Score systems against gold: P/R/F1 with 95% bootstrap CIs per mode and level, paired tests, errors."""
     from rich.console import Console
@@ -48,8 +106,10 @@ def score(
     names = [n for n, _ in specs]
     if len(set(names)) != len(names):
         raise ConfigError(f"--pred names must be unique, got {names}")
-    gold_ex = list(read_examples(gold))
+    gold_ex = _read_gold(gold)
     systems = {name: list(read_examples(path)) for name, path in specs}
+    for name, path in specs:
+        _check_labels(path, systems[name], gold_ex, allow_unknown_labels)
     modes = resolve_modes(mode or ["all"], gold_ex)
     report = score_systems(gold_ex, systems, modes=modes, n_boot=n_boot, seed=seed,
                            missing_as_empty=missing_as_empty)

@@ -105,7 +105,7 @@ class ErrorAnalysis:
 def analyze_errors(
     gold: Sequence[Example], aligned_pred: Sequence[Example], system: str = "system", max_examples: int = 5
 ) -> ErrorAnalysis:
-    """Categorize every strict error of ``aligned_pred`` (in gold order, see ``metrics.align``)."""
+    """Categorize every strict error of ``aligned_pred`` (in gold order, see ``metrics.pair_by_id``)."""
     out = ErrorAnalysis(system=system, max_examples=max_examples)
     for g, p in zip(gold, aligned_pred, strict=True):
         # -- entities

@@ -15,7 +15,7 @@ from ade_distill.errors import DataError
 from ade_distill.evaluation.matching import LabelCounts, match_example
 from ade_distill.records import Example
 
-__all__ = ["prf", "prf_arrays", "PerExampleCounts", "align", "count_matrix", "MAX_LISTED"]
+__all__ = ["prf", "prf_arrays", "PerExampleCounts", "pair_by_id", "count_matrix", "MAX_LISTED"]
 
 MAX_LISTED = 10
 
@@ -46,7 +46,7 @@ def _listing(ids: Sequence[str]) -> str:
     return f"{len(ids)} id(s): {shown}{more}"
 
 
-def align(
+def pair_by_id(
     gold: Sequence[Example],
     pred: Sequence[Example],
     *,
@@ -89,6 +89,11 @@ def align(
     return [by_id[g.id] if g.id in by_id else Example(id=g.id, text=g.text, meta={"missing": True}) for g in gold]
 
 
+# The old name (it clashed with ade_distill.teacher.ground.align, string → offsets); kept only until
+# ade_distill/experiments/results.py imports pair_by_id.
+align = pair_by_id
+
+
 @dataclass
 class PerExampleCounts:
     """Counts of one system, one mode and one level, per example and per label.
@@ -119,7 +124,7 @@ def count_matrix(
 ) -> PerExampleCounts:
     """Match every (gold, prediction) pair and return the per-example, per-label counts.
 
-    ``aligned_pred`` must be in gold order (see :func:`align`). ``labels`` fixes (and orders) the label axis;
+    ``aligned_pred`` must be in gold order (see :func:`pair_by_id`). ``labels`` fixes (and orders) the label axis;
     labels met in the data are appended in sorted order.
     """
     empty = LabelCounts()

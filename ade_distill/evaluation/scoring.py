@@ -19,7 +19,7 @@ from ade_distill.evaluation.bootstrap import (
 )
 from ade_distill.evaluation.errors_analysis import analyze_errors
 from ade_distill.evaluation.matching import ADE_MODES, LEVELS, MODES, has_concepts
-from ade_distill.evaluation.metrics import PerExampleCounts, align, count_matrix, prf
+from ade_distill.evaluation.metrics import PerExampleCounts, count_matrix, pair_by_id, prf
 from ade_distill.evaluation.report import LevelScores, Score, ScoreReport
 from ade_distill.records import Example
 
@@ -70,7 +70,7 @@ def score_systems(
 ) -> ScoreReport:
     """Score each system against ``gold`` in every mode and level, with bootstrap CIs and paired tests.
 
-    Predictions are paired with gold by example id (see :func:`ade_distill.evaluation.metrics.align`). For each
+    Predictions are paired with gold by example id (see :func:`ade_distill.evaluation.metrics.pair_by_id`). For each
     system × mode × level: micro and per-label tp/fp/fn, P/R/F1 and 95 % percentile bootstrap CIs (examples
     resampled with replacement, ``n_boot`` samples, seeded). Every pair of systems gets a paired bootstrap
     test of micro F1 per mode and level, on the same samples. Deterministic for a given ``seed``.
@@ -94,12 +94,12 @@ def score_systems(
     aligned = {}
     missing: dict[str, int] = {}
     for name in names:
-        aligned[name] = align(gold, systems[name], missing_as_empty=missing_as_empty, name=name)
+        aligned[name] = pair_by_id(gold, systems[name], missing_as_empty=missing_as_empty, name=name)
         n_missing = sum(1 for p in systems[name] if p.id in gold_ids)
         if n_missing != len(gold):
             missing[name] = len(gold) - n_missing
             log.warning("%s: %d gold ids without prediction scored as empty", name, missing[name])
-    weights = resample_weights(len(gold), n_boot, seed) if n_boot else None
+    weights = resample_weights(len(gold), n_boot, seed) if n_boot and gold else None  # no examples: nothing to resample
     results: dict[str, dict[str, dict[str, LevelScores]]] = {s: {m: {} for m in modes} for s in names}
     paired: list[PairedResult] = []
     for m in modes:
@@ -155,11 +155,15 @@ def _level_scores(counts: np.ndarray, labels: Sequence[str], weights: np.ndarray
 
 
 def write_report_dir(report: ScoreReport, out_dir: str | Path) -> list[Path]:
-    """Write ``results.json``, ``report.md``, ``errors.md`` and ``errors.json`` into ``out_dir``; return paths."""
+    """Write ``results.json`` (with the code that made it: ``software``), ``report.md``, ``errors.md`` and
+    ``errors.json`` into ``out_dir``; return paths."""
+    from ade_distill.provenance import software_provenance
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = {
-        "results.json": report.to_json() + "\n",
+        "results.json": json.dumps({**report.to_dict(), "software": software_provenance()}, indent=2,
+                                   ensure_ascii=False) + "\n",
         "report.md": report.to_markdown(),
         "errors.md": report.errors_markdown(),
         "errors.json": json.dumps(report.errors_dict(), indent=2, ensure_ascii=False) + "\n",

@@ -31,6 +31,7 @@ from ade_distill.experiments.reproduce import STUDENT, SUPERVISED, FoldResult, R
 from ade_distill.experiments.stages import Stage
 from ade_distill.records import Example
 from ade_distill.reports.aggregate import paired_t, pooled_paired
+from ade_distill.reports.markdown import pct
 from ade_distill.yamlio import read_yaml_mapping
 
 
@@ -141,6 +142,8 @@ def _score(gold: list[Example], systems: dict[str, list[Example]], spec: Ablatio
 def build(spec: AblationSpec) -> dict[str, Any]:
     """Compute the lever table (dev fold) and the final table (other folds). Missing results are listed, not
     guessed: a lever without its dev-fold result is reported as pending."""
+    from ade_distill.provenance import software_provenance
+
     cache: dict[str, _Run] = {}
     d = spec.dev_fold
     names: dict[str, str] = {}
@@ -242,15 +245,11 @@ def build(spec: AblationSpec) -> dict[str, Any]:
     return {"name": spec.name, "title": spec.title, "dev_fold": d, "teacher": spec.teacher, "modes": list(spec.modes),
             "n_boot": spec.n_boot, "seed": spec.seed, "dev_n_examples": len(dev_gold) if dev_gold else 0,
             "dev_teacher": {m: _micro(dev_scores, spec.teacher, m) for m in spec.modes} if dev_scores else None,
-            "rows": rows, "final": final}
-
-
-def _pct(x: float | None) -> str:
-    return "–" if x is None else f"{100 * x:.1f}"
+            "rows": rows, "final": final, "software": software_provenance()}
 
 
 def _f1ci(s: dict[str, float]) -> str:
-    return f"{_pct(s['f1'])} [{_pct(s['f1_ci_low'])}, {_pct(s['f1_ci_high'])}]"
+    return f"{pct(s['f1'])} [{pct(s['f1_ci_low'])}, {pct(s['f1_ci_high'])}]"
 
 
 def _delta(p: dict[str, float] | None) -> str:
@@ -262,7 +261,7 @@ def _delta(p: dict[str, float] | None) -> str:
 def _silver_dev(t: dict[str, Any] | None) -> str:
     if not t or t.get("best_silver_dev_f1") is None:
         return "–"
-    return f"{_pct(t['best_silver_dev_f1'])} (epoch {t.get('best_epoch')} of {t.get('epochs_run')})"
+    return f"{pct(t['best_silver_dev_f1'])} (epoch {t.get('best_epoch')} of {t.get('epochs_run')})"
 
 
 def _json_safe(obj: Any) -> Any:
@@ -297,7 +296,7 @@ def render(res: dict[str, Any], spec_path: str, analysis: str = "") -> str:
         lines += [head, "|" + "---|" * (len(modes) + 6)]
         tt = res["dev_teacher"]
         lines.append(f"| **teacher** `{t}` | " + " | ".join(_f1ci(tt[m]) for m in modes)
-                     + f" | {_pct(tt['strict']['precision'])} / {_pct(tt['strict']['recall'])} | | | | (recorded) |")
+                     + f" | {pct(tt['strict']['precision'])} / {pct(tt['strict']['recall'])} | | | | (recorded) |")
         for r in res["rows"]:
             if r["status"] != "done":
                 lines.append(f"| {r['lever']} | " + " | ".join("pending" for _ in modes)
@@ -306,7 +305,7 @@ def render(res: dict[str, Any], spec_path: str, analysis: str = "") -> str:
             sc = r["scores"]
             lines.append(
                 f"| {r['lever']} | " + " | ".join(_f1ci(sc[m]) for m in modes)
-                + f" | {_pct(sc['strict']['precision'])} / {_pct(sc['strict']['recall'])}"
+                + f" | {pct(sc['strict']['precision'])} / {pct(sc['strict']['recall'])}"
                 + f" | {_delta(r['vs_teacher'].get('strict'))} | {_delta((r['vs_baseline'] or {}).get('strict'))}"
                 + f" | {_silver_dev(r.get('student_training'))} | `{r['command']}` |")
         lines += ["", "*Student vs its silver*: strict relation F1 of the distilled student against its own silver labels on "
@@ -337,7 +336,7 @@ def render(res: dict[str, Any], spec_path: str, analysis: str = "") -> str:
                         f"{100 * ft['delta_mean']:+.1f} [{100 * ft['ci_low']:+.1f}, {100 * ft['ci_high']:+.1f}] "
                         f"(p={ft['p_value']:.3f})")
                     lines.append(f"| {n} | " + " | ".join(_f1ci(sc[m]) for m in modes)
-                                 + f" | {_pct(sc['strict']['precision'])} / {_pct(sc['strict']['recall'])}"
+                                 + f" | {pct(sc['strict']['precision'])} / {pct(sc['strict']['recall'])}"
                                  + f" | {_delta(vt)} | {fts} |")
                 lines.append("")
                 others = [n for n in block["systems"] if n != t]

@@ -9,18 +9,13 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+# The key that detects the same sentence under another id: lowercased, whitespace collapsed — the same key as
+# the evaluation's ``text`` matching mode.
+from ade_distill.evaluation.matching import normalize_text
 from ade_distill.records import Example
-
-_WS = re.compile(r"\s+")
-
-
-def normalize_text(text: str) -> str:
-    """Lowercase and collapse whitespace (the key used to detect the same sentence under another id)."""
-    return _WS.sub(" ", text).strip().lower()
 
 
 def _pmids(ex: Example) -> set[str]:

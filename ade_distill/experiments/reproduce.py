@@ -138,10 +138,6 @@ def load_fold_result(folder: Path, by_id: dict[str, Example]) -> FoldResult:
                       raw["contamination"], raw["timings"], raw["student_speed"])
 
 
-def _pmid(ex: Example) -> str:
-    return str(ex.meta.get("pmid", ex.meta.get("doc_id", ex.id)))
-
-
 class Reproduction:
     """One reproduction run of a validated config."""
 
@@ -274,7 +270,7 @@ class Reproduction:
     ) -> tuple[list[Example], SilverStats, dict[str, Any]]:
         def tag_pmids(ex: Example) -> Example:
             srcs = [s for s in ex.meta.get("source_ids", [ex.id]) if s in self.by_id]
-            pm = sorted({_pmid(self.by_id[s]) for s in srcs}) or [_pmid(ex)]
+            pm = sorted({self.by_id[s].document_id() for s in srcs}) or [ex.document_id()]
             return ex.model_copy(update={"meta": {**ex.meta, "source_pmids": pm}})
 
         per_teacher: dict[str, list[Example]] = {}
@@ -296,10 +292,10 @@ class Reproduction:
         return silver, stats, contamination
 
     def _dev_split(self, examples: list[Example], fold: int) -> tuple[list[Example], list[Example]]:
-        pmids = sorted({_pmid(e) for e in examples})
+        pmids = sorted({e.document_id() for e in examples})
         rng = random.Random(self.cfg.folds.seed * 1000 + fold)
         dev = set(rng.sample(pmids, max(1, int(len(pmids) * self.cfg.dev_fraction))))
-        return [e for e in examples if _pmid(e) not in dev], [e for e in examples if _pmid(e) in dev]
+        return [e for e in examples if e.document_id() not in dev], [e for e in examples if e.document_id() in dev]
 
     def _train_and_predict(
         self, name: str, folder: Path, train: list[Example], dev: list[Example], test: list[Example],

@@ -18,6 +18,7 @@ from ade_distill.experiments.reproduce import (
     file_name,
     machine_description,
 )
+from ade_distill.provenance import software_provenance
 from ade_distill.records import Example, read_examples, write_examples
 from ade_distill.reports.aggregate import fold_means, fold_paired, pooled_paired
 
@@ -131,6 +132,7 @@ def build_results(rep: Reproduction, run: RunResult, command: str) -> tuple[dict
         "command": command,
         "rescore_command": rescore,
         "machine": machine_description(),
+        "software": software_provenance(),
         "run_seconds": round(run.seconds, 1),
         "stopped_early": run.stopped_early,
         "folds_done": [f.fold for f in done],

@@ -4,24 +4,31 @@ A stage writes its outputs into its own folder, then — last — ``stage.json``
 everything that determines its output: config slice and input-file hashes) and a summary. A rerun whose key
 matches reuses the stage; a changed key (new config, new input) reruns it. A stage killed half-way has no
 ``stage.json`` and is simply redone.
+
+``stage.json`` also records the code that made the stage (:func:`ade_distill.provenance.software_provenance`).
+Keys ignore code by design, so a stage made by other code (another source of the package, another torch or
+transformers, ...) is still reused, but named in a warning, once per distinct difference.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import time
 from pathlib import Path
 from typing import Any
 
+from ade_distill.hashing import file_sha256
+
+log = logging.getLogger(__name__)
+_WARNED: set[tuple[str, ...]] = set()
+
 
 def file_hash(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
+    """Short content hash of a file (the first 16 hex digits of its SHA-256), for stage keys."""
+    return file_sha256(path)[:16]
 
 
 def make_key(*parts: Any) -> str:
@@ -70,9 +77,27 @@ class Stage:
         if not self.marker.is_file():
             return False
         try:
-            return json.loads(self.marker.read_text(encoding="utf-8")).get("key") == self.key
+            marker = json.loads(self.marker.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return False
+        if marker.get("key") != self.key:
+            return False
+        self._check_code(marker.get("software"))
+        return True
+
+    def _check_code(self, recorded: dict[str, Any] | None) -> None:
+        """Warn (once per distinct difference in this process) when the stage was made by other code."""
+        from ade_distill.provenance import differences
+
+        diff = differences(recorded)
+        if not diff:
+            return
+        log.info("stage %s was made by other code: %s", self.folder, "; ".join(diff))
+        if tuple(diff) not in _WARNED:
+            _WARNED.add(tuple(diff))
+            log.warning("reusing cached stage %s (and any other made by the same code) made by other code: %s. "
+                        "Stage keys ignore code, so it is reused as it is; delete it to recompute",
+                        self.folder, "; ".join(diff))
 
     @property
     def summary(self) -> dict[str, Any]:
@@ -85,10 +110,12 @@ class Stage:
         return self.folder
 
     def finish(self, summary: dict[str, Any] | None = None) -> None:
+        from ade_distill.provenance import software_provenance
+
         _write_json_atomic(
             self.marker,
             {"key": self.key, "seconds": round(time.time() - self.started, 2), "summary": summary or {},
-             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
+             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "software": software_provenance()},
         )
 
     @property

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 
-def relation_f1(scores: Mapping[str, Any], system: str, mode: str, level: str = "relation") -> dict[str, float]:
+def micro_scores(scores: Mapping[str, Any], system: str, mode: str, level: str = "relation") -> dict[str, float]:
     """The micro scores of one system/mode/level from a ScoreReport dictionary."""
     return dict(scores["results"][system][mode][level]["micro"])
 
@@ -58,10 +58,10 @@ def fold_means(
         for m in modes:
             row: dict[str, float] = {}
             for metric in ("precision", "recall", "f1"):
-                vals = [relation_f1(fs, s, m, level)[metric] for fs in fold_scores]
+                vals = [micro_scores(fs, s, m, level)[metric] for fs in fold_scores]
                 mean, sd, lo, hi = t_interval(vals)
                 row.update({metric: mean, f"{metric}_sd": sd, f"{metric}_ci_low": lo, f"{metric}_ci_high": hi})
-            row["per_fold_f1"] = [relation_f1(fs, s, m, level)["f1"] for fs in fold_scores]  # type: ignore[assignment]
+            row["per_fold_f1"] = [micro_scores(fs, s, m, level)["f1"] for fs in fold_scores]  # type: ignore[assignment]
             out[s][m] = row
     return out
 
@@ -71,8 +71,8 @@ def fold_paired(
 ) -> dict[str, dict[str, float]]:
     """Per mode: paired t-test over folds of system ``a`` minus system ``b`` (relation F1)."""
     return {
-        m: paired_t([relation_f1(fs, a, m, level)["f1"] for fs in fold_scores],
-                    [relation_f1(fs, b, m, level)["f1"] for fs in fold_scores])
+        m: paired_t([micro_scores(fs, a, m, level)["f1"] for fs in fold_scores],
+                    [micro_scores(fs, b, m, level)["f1"] for fs in fold_scores])
         for m in modes
     }
 

@@ -16,6 +16,14 @@ def _plt() -> Any:
     return plt
 
 
+def _save(plt: Any, fig: Any, out: Path) -> Path:
+    """Lay out, write as PNG (120 dpi) and close the figure; returns ``out``."""
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
 def f1_by_system(pooled: Mapping[str, Any], systems: Sequence[str], modes: Sequence[str], out: Path) -> Path:
     """Grouped bars: relation F1 per mode and system with 95% bootstrap CIs (pooled over folds)."""
     plt = _plt()
@@ -35,10 +43,7 @@ def f1_by_system(pooled: Mapping[str, Any], systems: Sequence[str], modes: Seque
     ax.set_ylim(0, 1)
     ax.legend(fontsize=8, loc="lower right")
     ax.set_title("Relation F1 by system and matching mode")
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, out)
 
 
 def f1_vs_silver_size(curve: Sequence[Mapping[str, Any]], full_points: Sequence[Mapping[str, Any]],
@@ -58,10 +63,7 @@ def f1_vs_silver_size(curve: Sequence[Mapping[str, Any]], full_points: Sequence[
     ax.set_ylim(0, 1)
     ax.legend(fontsize=8)
     ax.set_title("Student F1 vs silver-set size")
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, out)
 
 
 def cost_and_speed(cost: Mapping[str, Any], out: Path) -> Path:
@@ -77,7 +79,4 @@ def cost_and_speed(cost: Mapping[str, Any], out: Path) -> Path:
     a2.set_yscale("log")
     a2.tick_params(axis="x", labelrotation=20, labelsize=7)
     fig.suptitle("Cost and speed: LLM teacher vs distilled student", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, out)

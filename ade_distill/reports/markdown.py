@@ -5,16 +5,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ade_distill.provenance import describe
 
-def _pct(x: float | None) -> str:
+
+def pct(x: float | None) -> str:
+    """A fraction as a percentage with one decimal; "–" when missing (None) or undefined (NaN)."""
     return "–" if x is None or x != x else f"{100 * x:.1f}"
 
 
 def _ci(row: Mapping[str, Any], metric: str = "f1") -> str:
     lo, hi = row.get(f"{metric}_ci_low"), row.get(f"{metric}_ci_high")
     if lo is None or hi is None or lo != lo:
-        return _pct(row[metric])
-    return f"{_pct(row[metric])} [{_pct(lo)}, {_pct(hi)}]"
+        return pct(row[metric])
+    return f"{pct(row[metric])} [{pct(lo)}, {pct(hi)}]"
 
 
 def pooled_table(pooled: Mapping[str, Any], systems: list[str], modes: list[str], level: str = "relation") -> str:
@@ -25,7 +28,7 @@ def pooled_table(pooled: Mapping[str, Any], systems: list[str], modes: list[str]
         cells = []
         for m in modes:
             r = pooled["results"][s][m][level]["micro"]
-            cells += [_pct(r["precision"]), _pct(r["recall"]), _ci(r)]
+            cells += [pct(r["precision"]), pct(r["recall"]), _ci(r)]
         lines.append(f"| {s} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -37,7 +40,7 @@ def fold_mean_table(fm: Mapping[str, Any], systems: list[str], modes: list[str])
         cells = []
         for m in modes:
             r = fm[s][m]
-            cells.append(f"{_pct(r['f1'])} ± {_pct(r['f1_sd'])} [{_pct(r['f1_ci_low'])}, {_pct(r['f1_ci_high'])}]")
+            cells.append(f"{pct(r['f1'])} ± {pct(r['f1_sd'])} [{pct(r['f1_ci_low'])}, {pct(r['f1_ci_high'])}]")
         lines.append(f"| {s} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -79,6 +82,7 @@ def render_report(res: Mapping[str, Any], analysis: str = "") -> str:
         f"student training summed over folds: "
         f"{sum(sum(f['timings_seconds'].values()) for f in res['per_fold']) / 60:.1f} min",
         f"- Machine: {res['machine']}",
+        *([f"- Code: {describe(res['software'])}"] if res.get("software") else []),
         f"- Task `{cfg['task']}`, gold corpus `{cfg['corpus']}`, scored subset: {cfg['scoring']['subset']} "
         f"({res['n_scored']:,} test examples over the folds)",
         f"- Student: `{res['student_config']}`",
@@ -150,8 +154,8 @@ def render_report(res: Mapping[str, Any], analysis: str = "") -> str:
         out += ["## Student F1 vs silver-set size", "", "| fold | fraction | silver examples | strict F1 | lenient F1 |",
                 "|---|---|---|---|---|"]
         for r in res["learning_curve"]:
-            out.append(f"| {r['fold']} | {r['fraction']:g} | {r['silver_examples']:,} | {_pct(r['strict']['f1'])} | "
-                       f"{_pct(r['lenient']['f1'])} |")
+            out.append(f"| {r['fold']} | {r['fraction']:g} | {r['silver_examples']:,} | {pct(r['strict']['f1'])} | "
+                       f"{pct(r['lenient']['f1'])} |")
         out.append("")
     if res.get("figures"):
         out += ["## Figures", ""] + [f"![{name}]({path})" for name, path in res["figures"].items()] + [""]

@@ -33,9 +33,9 @@ spaCy::
     nlp.add_pipe("ade_distill", config={"model": "runs/student"})   # doc.ents, doc._.relations
 
 Modules: ``encoders`` (encoder aliases), ``encode`` (char spans ↔ word BIO ↔ first-sub-word labels), ``data``
-(features, collation, length-grouped batches), ``modules``/``pairwise`` (torch modules), ``model``
-(``StudentExtractor``: predict/save/load), ``train``, ``predict`` (documents, files), ``card`` (model card),
-``spacy_component``, ``cli``.
+(features, collation, length-grouped batches), ``modules``/``pairwise`` (torch modules), ``config``
+(``StudentConfig``, saved as ``student.json``), ``model`` (``StudentExtractor``: predict/save/load), ``train``,
+``predict`` (documents, files), ``card`` (model card), ``spacy_component``, ``cli``.
 """
 
 from __future__ import annotations
@@ -46,10 +46,14 @@ __all__ = ["StudentExtractor", "StudentConfig", "TrainConfig", "train_student", 
 
 
 def __getattr__(name: str) -> Any:  # lazy: `import ade_distill.student` must not import torch
-    if name in ("StudentExtractor", "StudentConfig"):
-        from ade_distill.student import model
+    if name == "StudentExtractor":
+        from ade_distill.student.model import StudentExtractor
 
-        return getattr(model, name)
+        return StudentExtractor
+    if name == "StudentConfig":
+        from ade_distill.student.config import StudentConfig
+
+        return StudentConfig
     if name in ("TrainConfig", "train_student"):
         from ade_distill.student import train
 

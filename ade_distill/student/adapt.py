@@ -11,6 +11,11 @@ blocks of one document can fall on both sides: a measure of fit, not of generali
 the MLM loss before and after. The folder written is a normal encoder
 folder: pass it as ``--encoder`` / ``student.encoder``.
 
+The loop is written out rather than run by transformers' ``Trainer``: the loss runs the prediction head on the
+masked positions only (:func:`masked_lm_loss`, the costliest product of a small encoder saved), batches are
+length-grouped with the seed, and adapted encoders are cached and committed by key, so the exact order of seeded
+draws and steps must stay as it is (``Trainer`` brings its own sampler and RNG handling).
+
 Protocol: text that is also evaluation text must not be used (the reproduction removes every document that shares
 a PubMed ID or contains a sentence of the gold corpus before calling :func:`adapt_encoder`).
 """
@@ -119,21 +124,16 @@ def adapt_encoder(encoder: str, texts: Sequence[str], out: str | Path, cfg: Adap
     (written to a temporary folder and renamed, so ``out`` appears only when complete). Returns the summary that
     is also written to ``out/adapt.json``.
 
+    The steps: load the encoder with a masked-LM head (seeded), cut the texts into blocks and hold some out,
+    measure the held-out MLM loss, train (:func:`_train_mlm`), measure again, save.
+
     Raises:
         ConfigError: no usable text, or an encoder that cannot be loaded with an MLM head.
     """
-    import shutil
-
     import torch
-    from transformers import (
-        AutoModelForMaskedLM,
-        AutoTokenizer,
-        DataCollatorForLanguageModeling,
-        get_linear_schedule_with_warmup,
-    )
+    from transformers import DataCollatorForLanguageModeling
 
     from ade_distill.student.encoders import resolve_encoder
-    from ade_distill.student.model import MLM_HEAD_PREFIXES, _quiet_transformers, from_pretrained_quietly
 
     cfg = cfg or AdaptConfig()
     out = Path(out)
@@ -143,6 +143,40 @@ def adapt_encoder(encoder: str, texts: Sequence[str], out: str | Path, cfg: Adap
     if not texts:
         raise ConfigError("adapt-encoder: no text to train on")
     path = resolve_encoder(encoder)
+    tokenizer, model = _load_masked_lm(encoder, path, cfg)
+    train, held = _split_blocks(make_blocks(tokenizer, texts, cfg), cfg)
+    if not train:
+        raise ConfigError(f"adapt-encoder: {len(texts)} texts gave no training block of ≥{cfg.min_block} tokens")
+    collator = DataCollatorForLanguageModeling(tokenizer, mlm=True, mlm_probability=cfg.mlm_probability,
+                                               seed=cfg.seed)
+    loss_before = _mlm_loss(model, collator, held, cfg.batch_size)
+    t0 = time.time()
+    total, curve = _train_mlm(model, collator, train, cfg, progress=progress)
+    loss_after = _mlm_loss(model, collator, held, cfg.batch_size)
+    summary: dict[str, Any] = {
+        "base_encoder": encoder, "resolved": path, "config": cfg.model_dump(mode="json"),
+        "documents": len(texts), "blocks_train": len(train), "blocks_heldout": len(held),
+        "tokens_train": sum(len(b) for b in train), "steps": total, "seconds": round(time.time() - t0, 1),
+        "heldout_mlm_loss_before": loss_before, "heldout_mlm_loss_after": loss_after, "curve": curve,
+        "note": "loss_before uses a freshly initialised MLM head when the checkpoint ships none",
+    }
+    _save_adapted(model, tokenizer, summary, out)
+    return summary
+
+
+def _load_masked_lm(encoder: str, path: str, cfg: AdaptConfig) -> tuple[Any, Any]:
+    """Tokenizer and masked-LM model of the resolved encoder ``path`` (on the GPU when there is one). A missing
+    masked-LM head is initialised afresh (logged at info level), missing encoder weights are warned about.
+
+    Raises:
+        ConfigError: the encoder cannot be loaded with a masked-LM head, or has fewer positions than
+            ``cfg.max_length``.
+    """
+    import torch
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    from ade_distill.student.model import MLM_HEAD_PREFIXES, _quiet_transformers, from_pretrained_quietly
+
     _quiet_transformers()
     # Seeded before loading: a checkpoint without a masked-LM head gets a freshly initialised one, and that draw
     # must not depend on what the process did before (the same key must give the same encoder everywhere).
@@ -165,7 +199,12 @@ def adapt_encoder(encoder: str, texts: Sequence[str], out: str | Path, cfg: Adap
         raise ConfigError(f"adapt-encoder: max_length {cfg.max_length} exceeds the {limit} positions of {encoder!r}")
     if torch.cuda.is_available():
         model.to("cuda")
-    blocks = make_blocks(tokenizer, texts, cfg)
+    return tokenizer, model
+
+
+def _split_blocks(blocks: Sequence[list[int]], cfg: AdaptConfig) -> tuple[list[list[int]], list[list[int]]]:
+    """(training blocks, held-out blocks): a seeded ``heldout_fraction`` of the blocks, at least one when there
+    are two or more."""
     order = list(range(len(blocks)))
     random.Random(cfg.seed).shuffle(order)
     n_held = int(len(blocks) * cfg.heldout_fraction)
@@ -173,11 +212,17 @@ def adapt_encoder(encoder: str, texts: Sequence[str], out: str | Path, cfg: Adap
         n_held = 1  # a tiny corpus still gets a (rough) held-out loss
     held = [blocks[i] for i in order[:n_held]]
     train = [blocks[i] for i in order[n_held:]]
-    if not train:
-        raise ConfigError(f"adapt-encoder: {len(texts)} texts gave no training block of ≥{cfg.min_block} tokens")
-    collator = DataCollatorForLanguageModeling(tokenizer, mlm=True, mlm_probability=cfg.mlm_probability,
-                                               seed=cfg.seed)
-    loss_before = _mlm_loss(model, collator, held, cfg.batch_size)
+    return train, held
+
+
+def _train_mlm(model: Any, collator: Any, train: Sequence[list[int]], cfg: AdaptConfig,
+               *, progress: bool) -> tuple[int, list[dict[str, float]]]:
+    """Masked-LM training on ``train`` (AdamW, no weight decay on biases and norms, linear warm-up/decay,
+    gradients clipped at 1.0), in batches of similar length drawn afresh each epoch. Returns the number of steps
+    and the loss curve (the mean training loss every 50 steps and at the end)."""
+    import torch
+    from rich.progress import Progress
+    from transformers import get_linear_schedule_with_warmup
 
     no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
     params = [
@@ -193,18 +238,12 @@ def adapt_encoder(encoder: str, texts: Sequence[str], out: str | Path, cfg: Adap
     curve: list[dict[str, float]] = []
     t0 = time.time()
     model.train()
-    from rich.progress import Progress
-
     with Progress(disable=not progress, transient=True) as bar:
         job = bar.add_task("MLM adaptation", total=total)
         step = 0
         for epoch in range(cfg.epochs):
-            # length-sorted chunks of batches, shuffled: little padding, random order
-            idx = sorted(range(len(train)), key=lambda i: (len(train[i]), rng.random()))
-            batches = [idx[i:i + cfg.batch_size] for i in range(0, len(idx), cfg.batch_size)]
-            rng.shuffle(batches)
             running, seen = 0.0, 0
-            for b in batches:
+            for b in _length_grouped(train, cfg.batch_size, rng):
                 batch = _to(collator([{"input_ids": train[i]} for i in b]), model.device)
                 loss = masked_lm_loss(model, batch)
                 loss.backward()
@@ -216,18 +255,29 @@ def adapt_encoder(encoder: str, texts: Sequence[str], out: str | Path, cfg: Adap
                 seen += 1
                 step += 1
                 bar.advance(job)
+                if step % max(1, total // 20) == 0 or step == total:  # every 5% (shown when not a terminal)
+                    log.info("MLM step %d/%d (%d%%): loss %.4f, %.0fs", step, total, 100 * step // total,
+                             running / seen, time.time() - t0)
                 if step % 50 == 0 or step == total:
                     curve.append({"step": step, "epoch": epoch, "train_loss": round(running / seen, 4)})
-                    log.info("MLM step %d/%d loss %.4f", step, total, running / seen)
                     running, seen = 0.0, 0
-    loss_after = _mlm_loss(model, collator, held, cfg.batch_size)
-    summary: dict[str, Any] = {
-        "base_encoder": encoder, "resolved": path, "config": cfg.model_dump(mode="json"),
-        "documents": len(texts), "blocks_train": len(train), "blocks_heldout": len(held),
-        "tokens_train": sum(len(b) for b in train), "steps": total, "seconds": round(time.time() - t0, 1),
-        "heldout_mlm_loss_before": loss_before, "heldout_mlm_loss_after": loss_after, "curve": curve,
-        "note": "loss_before uses a freshly initialised MLM head when the checkpoint ships none",
-    }
+            log.info("MLM epoch %d/%d done in %.0fs", epoch + 1, cfg.epochs, time.time() - t0)
+    return total, curve
+
+
+def _length_grouped(blocks: Sequence[list[int]], batch_size: int, rng: random.Random) -> list[list[int]]:
+    """Block indices in batches: sorted by length (ties broken at random), cut into batches, batches shuffled —
+    little padding, random order."""
+    idx = sorted(range(len(blocks)), key=lambda i: (len(blocks[i]), rng.random()))
+    batches = [idx[i:i + batch_size] for i in range(0, len(idx), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def _save_adapted(model: Any, tokenizer: Any, summary: dict[str, Any], out: Path) -> None:
+    """Model, tokenizer and ``adapt.json`` into a temporary sibling folder, renamed to ``out`` when complete."""
+    import shutil
+
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -236,4 +286,3 @@ def adapt_encoder(encoder: str, texts: Sequence[str], out: str | Path, cfg: Adap
     (tmp / "adapt.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
-    return summary

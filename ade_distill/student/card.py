@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ade_distill.student.model import StudentConfig
+    from ade_distill.student.config import StudentConfig
     from ade_distill.tasks.spec import TaskSpec
 
 
@@ -17,6 +17,8 @@ def _fmt(obj: Any) -> str:
 
 
 def render_model_card(task: TaskSpec, config: StudentConfig, extra: dict[str, Any] | None = None) -> str:
+    from ade_distill.provenance import describe
+
     rel = task.primary
     prov = config.provenance
     lines = [
@@ -62,6 +64,7 @@ def render_model_card(task: TaskSpec, config: StudentConfig, extra: dict[str, An
         "",
         "## Training data and provenance",
         "",
+        *([f"Made by: {describe(prov['software'])}.", ""] if prov.get("software") else []),
         _fmt(prov) if prov else "Not recorded (model saved outside `train_student`).",
         "",
         "## Metrics",

@@ -70,8 +70,9 @@ def train(
         threads=threads, dev_fraction=dev_fraction, tail_head=tail_head, window_long_texts=window_long_texts,
         calibrate_thresholds=calibrate_thresholds,
     )
-    examples = read_training_file(train_file, spec)
-    prov: dict[str, object] = {"train_file": str(train_file), "train_sha256": _sha256(train_file)}
+    examples, excluded = _usable(train_file, read_training_file(train_file, spec))
+    prov: dict[str, object] = {"train_file": str(train_file), "train_sha256": _sha256(train_file),
+                               "train_excluded_by_teacher_status": excluded}
     if (folds is None) != (fold is None):
         raise ConfigError("--folds and --fold go together")
     if folds is not None and fold is not None:
@@ -85,8 +86,8 @@ def train(
         prov.update({"folds_file": str(folds), "held_out_fold": fold})
     dev_examples = None
     if dev is not None:
-        dev_examples = read_training_file(dev, spec)
-        prov.update({"dev_file": str(dev), "dev_sha256": _sha256(dev)})
+        dev_examples, dev_excluded = _usable(dev, read_training_file(dev, spec))
+        prov.update({"dev_file": str(dev), "dev_sha256": _sha256(dev), "dev_excluded_by_teacher_status": dev_excluded})
     path = train_student(spec, examples, dev_examples, config, out, provenance=prov)
     metrics = json.loads((path / "metrics.json").read_text(encoding="utf-8"))
     typer.echo(f"saved {path} (best dev: {metrics.get('best_dev')})")
@@ -165,6 +166,23 @@ def adapt_encoder(
     typer.echo(f"saved {out}: {summary['documents']:,} documents, {summary['tokens_train']:,} tokens, "
                f"{summary['steps']} steps in {summary['seconds']}s; held-out MLM loss "
                f"{loss(summary['heldout_mlm_loss_before'])} → {loss(summary['heldout_mlm_loss_after'])}")
+
+
+def _usable(path: Path, examples: list) -> tuple[list, dict[str, int]]:
+    """The records of ``path`` a student may learn from (:func:`ade_distill.student.usable.usable_records`);
+    says how many were excluded per teacher status, and raises :class:`DataError` when none is left."""
+    from ade_distill.errors import DataError
+    from ade_distill.student.usable import USABLE_STATUS, usable_records
+
+    kept, excluded = usable_records(examples)
+    if excluded:
+        counts = ", ".join(f"{k} {v:,}" for k, v in excluded.items())
+        msg = (f"{path}: {sum(excluded.values()):,} of {len(examples):,} records excluded, their teacher status is "
+               f"not {USABLE_STATUS!r} ({counts}); they say nothing reliable about their text")
+        typer.echo(msg, err=True)
+    if not kept:
+        raise DataError(f"no record to train on: every record's teacher status is not {USABLE_STATUS!r}", path=path)
+    return kept, excluded
 
 
 def _sha256(path: Path) -> str:

@@ -24,7 +24,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ade_distill.records import Example
+from ade_distill.records import Example, Relation, Span
 from ade_distill.student.encode import (
     IGNORE,
     AlignStats,
@@ -98,117 +98,178 @@ def build_features(
 ) -> list[Features]:
     """Turn examples (gold or silver) into word-level training targets for both stages."""
     stats = stats if stats is not None else FeatureStats()
-    head_label, tail_label, rel_label = task.head_label, task.tail_label, task.primary.label
     out: list[Features] = []
     for i, (ex, enc) in enumerate(zip(examples, encodings, strict=True)):
         stats.examples += 1
         stats.truncated += int(enc.truncated)
-        usable: dict[str, Any] = {}
-        for s in ex.spans:
-            if s.start is None:
-                stats.unaligned_spans += 1
-            elif _conf(s.score) < min_confidence:
-                stats.low_confidence_spans += 1
-            elif s.label in (head_label, tail_label):
-                usable[s.id] = s
-        rels = []
-        for r in ex.relations:
-            if r.label == rel_label and r.head in usable and r.tail in usable and _conf(r.score) >= min_confidence \
-                    and usable[r.head].label == head_label and usable[r.tail].label == tail_label:
-                rels.append(r)
-            else:
-                stats.relations_dropped += 1
-        heads = [s for s in usable.values() if s.label == head_label]
-        tails = [s for s in usable.values() if s.label == tail_label]
-        n = len(enc.words)
-
-        def weight_of(score: float | None) -> float:
-            return _conf(score) if confidence_weighting else 1.0
-
-        # Stage 1: head entity tags (duplicates with the same word range are merged, not conflicts).
-        head_ranges: dict[str, tuple[int, int] | None] = {}
-        tagged = spans_to_word_tags(enc.words, [(s.start, s.end) for s in heads])
-        head_tags = tagged.tags
-        head_weights = [1.0] * n
-        by_range: dict[tuple[int, int], str] = {}
-        for s, rng in zip(heads, tagged.ranges, strict=True):
-            if rng is None:
-                alt = char_to_words(enc.words, s.start, s.end)
-                if alt is not None and alt in by_range:  # an exact duplicate of an earlier head: merge
-                    tagged.stats.conflict -= 1
-                    tagged.stats.exact += 1
-                    rng = alt
-            head_ranges[s.id] = rng
-            if rng is not None:
-                by_range.setdefault(rng, s.id)
-                for w in range(*rng):
-                    head_weights[w] = weight_of(s.score)
-        stats.head.add(tagged.stats)
-
-        # Pairwise: every tail entity. A tail overlapping a head cannot be held by the joint tag sequence: it is
-        # left out whole (the head wins) and counted, never merged word by word into a broken I-without-B span.
-        ttag = spans_to_word_tags(enc.words, [(s.start, s.end) for s in tails])
-        stats.tail.add(ttag.stats)
-        tail_ranges = {s.id: r for s, r in zip(tails, ttag.ranges, strict=True)}
-        joint_tail_tags = list(ttag.tags)
-        tail_weights = [1.0] * n
-        for s, rng in zip(tails, ttag.ranges, strict=True):
-            if rng is None:
-                continue
-            if any(head_tags[w] != O for w in range(*rng)):
-                stats.tail_overlapping_head += 1
-                for w in range(*rng):
-                    joint_tail_tags[w] = O
-                continue
-            for w in range(*rng):
-                tail_weights[w] = weight_of(s.score)
-
-        # Stage 2: one mention per distinct head word range, tagged with that head's tails.
-        mentions: dict[tuple[int, int], Mention] = {}
-        for s in heads:
-            rng = head_ranges[s.id]
-            if rng is not None and rng not in mentions:
-                mentions[rng] = Mention(rng[0], rng[1], [O] * n, [1.0] * n)
-        pairs_pos: dict[tuple[tuple[int, int], tuple[int, int]], float] = {}
-        for r in rels:
-            hr = head_ranges.get(r.head)
-            tr = tail_ranges.get(r.tail)
-            if tr is None:  # a tail in conflict in the union sequence can still be tagged for its head
-                tr = char_to_words(enc.words, usable[r.tail].start, usable[r.tail].end)
-            if hr is None or tr is None:
-                stats.relations_dropped += 1
-                continue
-            m = mentions[hr]
-            if any(m.tail_tags[w] != O for w in range(*tr)):
-                if tr not in m.tails:
-                    stats.relations_dropped += 1
-                    continue
-            else:
-                m.tail_tags[tr[0]] = 1
-                for w in range(tr[0] + 1, tr[1]):
-                    m.tail_tags[w] = 2
-                m.tails.append(tr)
-            for w in range(*tr):
-                m.tail_weights[w] = weight_of(r.score)
-            pairs_pos[(hr, tr)] = weight_of(r.score)
-            stats.relations_used += 1
-        # Candidate pairs for the pairwise classifier: every tagged head × every tagged tail.
-        pairs = []
-        for hr in mentions:
-            for s in tails:
-                tr = tail_ranges[s.id]
-                if tr is None:
-                    continue
-                key = (hr, tr)
-                if any(p[0] == hr and p[1] == tr for p in pairs):
-                    continue
-                pairs.append((hr, tr, int(key in pairs_pos), pairs_pos.get(key, 1.0)))
-        has_rel = bool(pairs_pos)
-        stats.with_relations += int(has_rel)
-        out.append(
-            Features(i, enc, head_tags, head_weights, joint_tail_tags, tail_weights, list(mentions.values()), pairs, has_rel)
-        )
+        out.append(_example_features(task, i, ex, enc, min_confidence, confidence_weighting, stats))
     return out
+
+
+def _example_features(
+    task: TaskSpec, index: int, ex: Example, enc: Encoding, min_confidence: float, weighting: bool,
+    stats: FeatureStats,
+) -> Features:
+    """The features of one example: usable spans and relations, stage-1 head tags, the pairwise joint tail tags,
+    stage-2 mentions with their tails, and the pairwise classifier's candidate pairs."""
+    usable, rels = _usable_labels(task, ex, min_confidence, stats)
+    heads = [s for s in usable.values() if s.label == task.head_label]
+    tails = [s for s in usable.values() if s.label == task.tail_label]
+    head_tags, head_weights, head_ranges = _head_tags(enc, heads, weighting, stats)
+    tail_tags, tail_weights, tail_ranges = _joint_tail_tags(enc, tails, head_tags, weighting, stats)
+    mentions, positives = _mentions(enc, heads, head_ranges, tail_ranges, rels, usable, weighting, stats)
+    pairs = _candidate_pairs(mentions, tails, tail_ranges, positives)
+    has_rel = bool(positives)
+    stats.with_relations += int(has_rel)
+    return Features(index, enc, head_tags, head_weights, tail_tags, tail_weights, list(mentions.values()), pairs,
+                    has_rel)
+
+
+def _weight(score: float | None, weighting: bool) -> float:
+    return _conf(score) if weighting else 1.0
+
+
+def _usable_labels(
+    task: TaskSpec, ex: Example, min_confidence: float, stats: FeatureStats
+) -> tuple[dict[str, Span], list[Relation]]:
+    """Spans with offsets, confident enough and of the head or tail type (by id), and the primary relations
+    between a usable head and a usable tail; what is left out is counted."""
+    head_label, tail_label, rel_label = task.head_label, task.tail_label, task.primary.label
+    usable: dict[str, Span] = {}
+    for s in ex.spans:
+        if s.start is None:
+            stats.unaligned_spans += 1
+        elif _conf(s.score) < min_confidence:
+            stats.low_confidence_spans += 1
+        elif s.label in (head_label, tail_label):
+            usable[s.id] = s
+    rels = []
+    for r in ex.relations:
+        if r.label == rel_label and r.head in usable and r.tail in usable and _conf(r.score) >= min_confidence \
+                and usable[r.head].label == head_label and usable[r.tail].label == tail_label:
+            rels.append(r)
+        else:
+            stats.relations_dropped += 1
+    return usable, rels
+
+
+WordRange = tuple[int, int]
+
+
+def _head_tags(
+    enc: Encoding, heads: Sequence[Span], weighting: bool, stats: FeatureStats
+) -> tuple[list[int], list[float], dict[str, WordRange | None]]:
+    """Stage 1: BIO tags and loss weights of the head entities, and each head's word range (None when it
+    could not be tagged). Duplicates with the same word range are merged, not counted as conflicts."""
+    n = len(enc.words)
+    head_ranges: dict[str, WordRange | None] = {}
+    tagged = spans_to_word_tags(enc.words, [(s.start, s.end) for s in heads])
+    head_weights = [1.0] * n
+    by_range: dict[WordRange, str] = {}
+    for s, rng in zip(heads, tagged.ranges, strict=True):
+        if rng is None:
+            alt = char_to_words(enc.words, s.start, s.end)
+            if alt is not None and alt in by_range:  # an exact duplicate of an earlier head: merge
+                tagged.stats.conflict -= 1
+                tagged.stats.exact += 1
+                rng = alt
+        head_ranges[s.id] = rng
+        if rng is not None:
+            by_range.setdefault(rng, s.id)
+            for w in range(*rng):
+                head_weights[w] = _weight(s.score, weighting)
+    stats.head.add(tagged.stats)
+    return tagged.tags, head_weights, head_ranges
+
+
+def _joint_tail_tags(
+    enc: Encoding, tails: Sequence[Span], head_tags: Sequence[int], weighting: bool, stats: FeatureStats
+) -> tuple[list[int], list[float], dict[str, WordRange | None]]:
+    """Pairwise: BIO tags and loss weights of every tail entity, and each tail's word range. A tail overlapping
+    a head cannot be held by the joint tag sequence: it is left out whole (the head wins) and counted, never
+    merged word by word into a broken I-without-B span."""
+    ttag = spans_to_word_tags(enc.words, [(s.start, s.end) for s in tails])
+    stats.tail.add(ttag.stats)
+    tail_ranges = {s.id: r for s, r in zip(tails, ttag.ranges, strict=True)}
+    joint_tail_tags = list(ttag.tags)
+    tail_weights = [1.0] * len(enc.words)
+    for s, rng in zip(tails, ttag.ranges, strict=True):
+        if rng is None:
+            continue
+        if any(head_tags[w] != O for w in range(*rng)):
+            stats.tail_overlapping_head += 1
+            for w in range(*rng):
+                joint_tail_tags[w] = O
+            continue
+        for w in range(*rng):
+            tail_weights[w] = _weight(s.score, weighting)
+    return joint_tail_tags, tail_weights, tail_ranges
+
+
+def _mentions(
+    enc: Encoding,
+    heads: Sequence[Span],
+    head_ranges: dict[str, WordRange | None],
+    tail_ranges: dict[str, WordRange | None],
+    rels: Sequence[Relation],
+    usable: dict[str, Span],
+    weighting: bool,
+    stats: FeatureStats,
+) -> tuple[dict[WordRange, Mention], dict[tuple[WordRange, WordRange], float]]:
+    """Stage 2: one mention per distinct head word range, tagged with that head's tails; and the related
+    (head range, tail range) pairs with their weights. A relation whose tail cannot be tagged is dropped and
+    counted."""
+    n = len(enc.words)
+    mentions: dict[WordRange, Mention] = {}
+    for s in heads:
+        rng = head_ranges[s.id]
+        if rng is not None and rng not in mentions:
+            mentions[rng] = Mention(rng[0], rng[1], [O] * n, [1.0] * n)
+    pairs_pos: dict[tuple[WordRange, WordRange], float] = {}
+    for r in rels:
+        hr = head_ranges.get(r.head)
+        tr = tail_ranges.get(r.tail)
+        if tr is None:  # a tail in conflict in the union sequence can still be tagged for its head
+            tr = char_to_words(enc.words, usable[r.tail].start, usable[r.tail].end)
+        if hr is None or tr is None:
+            stats.relations_dropped += 1
+            continue
+        m = mentions[hr]
+        if any(m.tail_tags[w] != O for w in range(*tr)):
+            if tr not in m.tails:
+                stats.relations_dropped += 1
+                continue
+        else:
+            m.tail_tags[tr[0]] = 1
+            for w in range(tr[0] + 1, tr[1]):
+                m.tail_tags[w] = 2
+            m.tails.append(tr)
+        for w in range(*tr):
+            m.tail_weights[w] = _weight(r.score, weighting)
+        pairs_pos[(hr, tr)] = _weight(r.score, weighting)
+        stats.relations_used += 1
+    return mentions, pairs_pos
+
+
+def _candidate_pairs(
+    mentions: dict[WordRange, Mention],
+    tails: Sequence[Span],
+    tail_ranges: dict[str, WordRange | None],
+    positives: dict[tuple[WordRange, WordRange], float],
+) -> list[tuple[WordRange, WordRange, int, float]]:
+    """Candidate pairs for the pairwise classifier: every tagged head × every tagged tail, labelled 1 when
+    related (with the relation's weight), else 0 (weight 1)."""
+    pairs: list[tuple[WordRange, WordRange, int, float]] = []
+    for hr in mentions:
+        for s in tails:
+            tr = tail_ranges[s.id]
+            if tr is None:
+                continue
+            key = (hr, tr)
+            if any(p[0] == hr and p[1] == tr for p in pairs):
+                continue
+            pairs.append((hr, tr, int(key in positives), positives.get(key, 1.0)))
+    return pairs
 
 
 def length_grouped_batches(

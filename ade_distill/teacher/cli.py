@@ -10,15 +10,31 @@ import typer
 
 
 def _load_inputs(path: Path, fmt: str | None, task_unit: str, split: str) -> list:
+    """The texts to label; :class:`DataError` when there are none (an empty file is a mistake, not a job)."""
     from ade_distill.data.unlabeled import iter_documents, sniff_format, to_sentences
-    from ade_distill.errors import ConfigError
+    from ade_distill.errors import ConfigError, DataError
 
     fmt = fmt or sniff_format(path)
     docs = iter_documents(path, fmt)
     if split not in ("auto", "yes", "no"):
         raise ConfigError(f"--split-sentences must be auto, yes or no, got {split!r}")
     do_split = split == "yes" or (split == "auto" and fmt != "records" and task_unit == "sentence")
-    return list(to_sentences(docs) if do_split else docs)
+    examples = list(to_sentences(docs) if do_split else docs)
+    if not examples:
+        raise DataError(f"no text to label (read as {fmt}): the input is empty; nothing was written", path=path)
+    return examples
+
+
+def _failure_line(summary: Any) -> str | None:
+    """One line with the counts of records whose call failed (status ``error``) and of the other non-ok
+    statuses, or ``None`` when no call failed."""
+    failed = summary.status.get("error", 0)
+    if not failed:
+        return None
+    others = ", ".join(f"{k} {v:,}" for k, v in summary.status.items() if v and k not in ("ok", "error"))
+    return (f"{failed:,} of {summary.records:,} records failed (status error: the teacher never answered); "
+            f"ok {summary.status.get('ok', 0):,}" + (f", {others}" if others else "")
+            + ". Rerun the same command to retry them (answers already received are cached).")
 
 
 def register(app: typer.Typer) -> None:
@@ -34,8 +50,10 @@ def register(app: typer.Typer) -> None:
         task: Annotated[str, typer.Option("--task", help="ade, cdr or a task YAML.")] = "ade",
         concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Simultaneous requests.")] = 8,
         max_cost: Annotated[float | None, typer.Option("--max-cost", help="Budget in USD for new calls.")] = None,
-        dry_run: Annotated[bool, typer.Option("--dry-run", help="Estimate tokens and cost; make no call.")] = False,
-        local_only: Annotated[bool, typer.Option("--local-only", help="Refuse non-loopback/private endpoints.")] = False,
+        dry_run: Annotated[bool, typer.Option("--dry-run", help="Estimate tokens and cost; make no call "
+                                              "(no API key needed).")] = False,
+        local_only: Annotated[bool, typer.Option("--local-only", help="Refuse non-loopback/private "
+                                            "endpoints; connect to the checked address only, never via a proxy.")] = False,
         cache: Annotated[Path | None, typer.Option("--cache", help="SQLite response cache "
                                                    "(default: OUT's folder/teacher_cache.sqlite).")] = None,
         shots: Annotated[int, typer.Option("--shots", min=0, help="k demonstrations per prompt.")] = 0,
@@ -57,7 +75,9 @@ def register(app: typer.Typer) -> None:
         summary_json: Annotated[Path | None, typer.Option("--summary-json", help="Also write the summary.")] = None,
         no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
     ) -> None:
-        """Label unlabeled text with an LLM teacher → silver records (cached, resumable, grounded to offsets)."""
+        """Label unlabeled text with an LLM teacher → silver records (cached, resumable, grounded to offsets).
+
+        Exit code 1 when records failed (status ``error``, retried by a rerun); 2 for bad options or input."""
         from rich.console import Console
 
         from ade_distill.records import read_examples
@@ -76,8 +96,9 @@ def register(app: typer.Typer) -> None:
             console.print(
                 f"dry run for {est.model}: {est.records:,} records to label ({est.cached:,} already cached); "
                 f"~{est.prompt_tokens:,} prompt + ~{est.completion_tokens:,} completion tokens "
-                f"(~4 characters a token, {est.completion_tokens // max(1, est.records - est.cached)} output tokens "
-                f"a record); estimated cost {cost}. No call was made."
+                f"(prompt tokens: {est.token_estimate}; {est.completion_tokens // max(1, est.records - est.cached)} "
+                f"output tokens a record assumed); estimated cost {cost}. No call was made.", highlight=False,
+                soft_wrap=True,
             )
             if summary_json is not None:
                 summary_json.write_text(json.dumps(est.to_dict(), indent=2) + "\n", encoding="utf-8")
@@ -94,3 +115,7 @@ def register(app: typer.Typer) -> None:
         console.print(f"wrote {out}")
         if summary_json is not None:
             summary_json.write_text(json.dumps(summary.to_dict(), indent=2) + "\n", encoding="utf-8")
+        failure = _failure_line(summary)
+        if failure is not None:
+            Console(stderr=True).print(f"[bold red]error:[/bold red] {failure}", highlight=False, soft_wrap=True)
+            raise typer.Exit(code=1)

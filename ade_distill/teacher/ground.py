@@ -4,13 +4,19 @@ an LLM.
 Each argument string is aligned to the input text by the first strategy that finds it:
 
 1. ``exact`` — every occurrence of the string;
-2. ``case_insensitive`` — every occurrence ignoring case;
+2. ``case_insensitive`` — every occurrence ignoring case, i.e. whose slice lower-cases (character by
+   character) to the lower-cased string;
 3. ``normalized`` — both sides lower-cased with each run of whitespace/punctuation collapsed to one space
    (``"beta blocker"`` matches ``"beta-blocker"``, ``"rash ,"`` matches ``"rash,"``); the span is the original text
    from the first to the last matched alphanumeric character;
 4. ``fuzzy`` — :func:`rapidfuzz.fuzz.partial_ratio_alignment` on lower-cased text, score ≥ ``fuzzy_threshold``
-   (default 90) and string ≥ ``fuzzy_min_len`` characters; the span is widened to whole words;
+   (default 90) and string ≥ ``fuzzy_min_len`` characters; the span is widened to whole words. The match score
+   goes to the span's ``meta["match_score"]``, never to ``Span.score``, which means teacher confidence to training;
 5. otherwise ``unaligned``: the span keeps only its text (no offsets) and is counted as a hallucination.
+
+Lower-casing may change a string's length ('İ' becomes 'i' + a combining dot): every lower-cased text is built
+with a map from each of its characters to the original character it came from, and offsets found in it are
+mapped back through it, so they always index the original text.
 
 Occurrences on word boundaries are preferred to occurrences inside a word. Rules, all deterministic:
 
@@ -62,6 +68,26 @@ def _prefer_boundaries(text: str, occ: list[Occurrence]) -> tuple[Occurrence, ..
     return tuple(good or occ)
 
 
+def _lower_with_map(text: str) -> tuple[str, list[int]]:
+    """Lower-case character by character; map each output char to the index of the char it came from."""
+    out: list[str] = []
+    idx: list[int] = []
+    for i, c in enumerate(text):
+        low = c.lower()
+        out.append(low)
+        idx.extend([i] * len(low))
+    return "".join(out), idx
+
+
+def _lower(text: str) -> str:
+    return "".join(c.lower() for c in text)
+
+
+def _to_source(idx: list[int], s: int, e: int) -> Occurrence:
+    """Offsets ``[s, e)`` of a derived text (lower-cased or normalized) → offsets into the original text."""
+    return idx[s], idx[e - 1] + 1
+
+
 def _find_all(hay: str, needle: str) -> list[Occurrence]:
     out, i = [], hay.find(needle)
     while i >= 0:
@@ -81,8 +107,9 @@ def _normalize_with_map(text: str) -> tuple[str, list[int]]:
                 out.append(" ")
                 idx.append(i - 1)
             gap = False
-            out.append(c.lower())
-            idx.append(i)
+            low = c.lower()
+            out.append(low)
+            idx.extend([i] * len(low))
         else:
             gap = True
     return "".join(out), idx
@@ -113,25 +140,33 @@ def align(
     occ = _find_all(text, needle)
     if occ:
         return Alignment(AlignmentStatus.EXACT, _prefer_boundaries(text, occ))
-    occ = _find_all(text.lower(), needle.lower()) if len(text.lower()) == len(text) else []
+    ltext, lmap = _lower_with_map(text)
+    lneedle = _lower(needle)
+    # a match may begin or end inside one character's lower-case expansion; keep only whole-character matches
+    occ = [o for o in (_to_source(lmap, s, e) for s, e in _find_all(ltext, lneedle))
+           if _lower(text[o[0]:o[1]]) == lneedle]
     if occ:
         return Alignment(AlignmentStatus.CASE_INSENSITIVE, _prefer_boundaries(text, occ))
     ntext, nmap = norm or _normalize_with_map(text)
     nneedle, _ = _normalize_with_map(needle)
     if nneedle:
-        found = []
-        for s, e in _find_all(ntext, nneedle):
-            found.append((nmap[s], nmap[e - 1] + 1))
+        found = [_to_source(nmap, s, e) for s, e in _find_all(ntext, nneedle)]
         if found:
             return Alignment(AlignmentStatus.NORMALIZED, _prefer_boundaries(text, found))
     if len(needle) >= fuzzy_min_len and len(text) > 0:
-        from rapidfuzz import fuzz
+        return _fuzzy(text, ltext, lmap, lneedle, fuzzy_threshold)
+    return Alignment(AlignmentStatus.UNALIGNED)
 
-        res = fuzz.partial_ratio_alignment(needle.lower(), text.lower(), score_cutoff=fuzzy_threshold)
-        if res is not None and res.dest_end > res.dest_start:
-            s, e = _widen(text, res.dest_start, res.dest_end)
-            if e > s:
-                return Alignment(AlignmentStatus.FUZZY, ((s, e),), round(res.score / 100.0, 4))
+
+def _fuzzy(text: str, ltext: str, lmap: list[int], lneedle: str, threshold: float) -> Alignment:
+    """Best partial-ratio window of ``lneedle`` in the lower-cased text ``ltext``, mapped back to ``text``."""
+    from rapidfuzz import fuzz
+
+    res = fuzz.partial_ratio_alignment(lneedle, ltext, score_cutoff=threshold)
+    if res is not None and res.dest_end > res.dest_start:
+        s, e = _widen(text, *_to_source(lmap, res.dest_start, res.dest_end))
+        if e > s:
+            return Alignment(AlignmentStatus.FUZZY, ((s, e),), round(res.score / 100.0, 4))
     return Alignment(AlignmentStatus.UNALIGNED)
 
 
@@ -197,12 +232,14 @@ def ground_items(
             return index[key]
         sid = f"T{len(spans) + 1}"
         meta = {} if occ is None or text[occ[0] : occ[1]] == raw else {"returned": raw}
+        if al.score is not None:
+            meta["match_score"] = al.score  # how well the string matched, not the teacher's confidence
         if occ is None:
             sp = Span(id=sid, label=label, text=raw.strip(), alignment=AlignmentStatus.UNALIGNED)
         else:
             sp = Span(
                 id=sid, label=label, start=occ[0], end=occ[1], text=text[occ[0] : occ[1]],
-                alignment=al.status, score=al.score, meta=meta,
+                alignment=al.status, meta=meta,
             )
         spans.append(sp)
         index[key] = sid

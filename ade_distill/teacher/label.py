@@ -5,8 +5,9 @@ Guarantees:
 * **One record per distinct text**, in input order whatever the concurrency: the first id is kept and every
   input id is listed in ``meta["source_ids"]``. Results are kept by input index and appended (fsynced, through
   :class:`~ade_distill.records.JsonlAppender`) as the contiguous prefix completes.
-* **Resumable**: records already in ``out`` are skipped (their ids must be the prefix of this input, else
-  :class:`ConfigError`); finished calls live in the response cache (SQLite), the source of truth, so a job
+* **Resumable**: records already in ``out`` are skipped (their ids must be the prefix of this input, and their
+  ``teacher``, ``template_version`` and ``task`` those of this run, else :class:`ConfigError`: a resume never
+  mixes teachers); finished calls live in the response cache (SQLite), the source of truth, so a job
   killed at any moment reruns to a byte-identical file without paying twice. Records with status ``error`` at
   the end of a previous run are relabeled: the file is cut just before the first of them. When the input has
   grown since, ``source_ids`` of the records already written are updated to this input's ids.
@@ -14,6 +15,8 @@ Guarantees:
   malformed bodies) are retried with exponential backoff (tenacity); a record whose retries run out is written
   with status ``error`` (counted, retried on the next run). Auth/config failures stop the job at once
   (:class:`BackendError`), after writing the finished prefix.
+* **One job per output**: an exclusive lock on ``OUT.lock`` (:mod:`~ade_distill.teacher.outlock`) is held for
+  the whole job; a second job on the same ``out`` stops with :class:`ConfigError` before touching it.
 * **Budget**: with ``max_cost``, no new billable call starts once the money spent by *this run* reaches the
   budget (cache hits and replays are free); records not yet labeled are not written, and a rerun with a larger
   budget resumes.
@@ -22,7 +25,7 @@ Guarantees:
   Ungrounded arguments are kept as ``alignment="unaligned"`` spans without offsets, and counted.
 
 Silver record ``meta``: provenance of the input (``pmid``, ``doc_id``, ``sentence_index``, ``doc_start``,
-``source``), ``source_ids``, ``teacher`` (spec without credentials), ``model``, ``template_version``,
+``source``), ``source_ids``, ``teacher`` (spec without credentials), ``task`` (name), ``model``, ``template_version``,
 ``prompt_hash``, ``status``, ``finish_reason``, ``parse`` (method), ``usage``, ``cost_usd``, ``args`` (per alignment
 status), ``ungrounded_args``, and for replay ``response_id``. No API key is ever part of a record.
 """
@@ -50,8 +53,9 @@ from ade_distill.tasks.spec import Demonstration, TaskSpec
 from ade_distill.teacher.backends import make_backend
 from ade_distill.teacher.backends.base import TeacherRequest, TeacherResponse, TransientError
 from ade_distill.teacher.cache import ResponseCache, cache_key
-from ade_distill.teacher.cost import PriceTable, estimate_tokens
+from ade_distill.teacher.cost import PriceTable, token_counter
 from ade_distill.teacher.ground import ground_items
+from ade_distill.teacher.outlock import exclusive_output
 from ade_distill.teacher.parse import parse_output
 from ade_distill.teacher.prompts import Prompt, output_schema, render_prompt
 
@@ -188,6 +192,7 @@ class CostEstimate:
     completion_tokens: int
     cost_usd: float | None
     model: str
+    token_estimate: str = "~4 characters a token"  # how prompt tokens were counted (cost.token_counter)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -255,7 +260,7 @@ class _Job:
                               response_format=self.response_format)  # type: ignore[arg-type]
 
     def key(self, req: TeacherRequest, p: Prompt) -> str:
-        return cache_key(kind=self.backend.kind, model=self.backend.model, host=self.backend.host,
+        return cache_key(kind=self.backend.kind, model=self.backend.model, endpoint=self.backend.endpoint,
                          params=self.params, response_format=self.response_format,
                          template_version=p.template_version, messages=req.messages)
 
@@ -330,6 +335,7 @@ class _Job:
         meta: dict[str, Any] = {k: ex.meta[k] for k in _KEEP_META if k in ex.meta}
         meta["source_ids"] = list(u.source_ids)
         meta["teacher"] = self.teacher
+        meta["task"] = self.task.name
         meta["model"] = (resp.model if resp is not None and resp.model else None) or self.backend.model
         meta["template_version"] = p.template_version if self.backend.uses_prompt else None
         meta["prompt_hash"] = p.hash if self.backend.uses_prompt else None
@@ -413,12 +419,31 @@ class _Job:
                 f"(spent ${s.spent_usd:,.4f}) · refused {s.refused} · truncated {s.truncated}")
 
 
-def _read_existing(out: Path, units: list[_Unit]) -> list[Example]:
-    """Records already in ``out``, checked to be the prefix of ``units``; cut before the first ``error``."""
+_JOB_KEYS = ("teacher", "template_version", "task")
+
+
+def _check_same_job(out: Path, existing: Sequence[Example], job: dict[str, str | None]) -> None:
+    """Raise :class:`ConfigError` unless every record in ``out`` was labeled with the teacher, prompt template
+    and task of this run (a record written before ``task`` was recorded is compared on the other two)."""
+    for k, ex in enumerate(existing):
+        found = {key: ex.meta.get(key, job[key] if key == "task" else None) for key in _JOB_KEYS}
+        if found != job:
+            raise ConfigError(
+                f"{out}:{k + 1} (record {ex.id!r}) was labeled by teacher {found['teacher']!r} with prompt "
+                f"{found['template_version']!r} for task {found['task']!r}; this run is teacher {job['teacher']!r}, "
+                f"prompt {job['template_version']!r}, task {job['task']!r}. Resuming would mix them: choose another "
+                "--out, or delete the file to relabel"
+            )
+
+
+def _read_existing(out: Path, units: list[_Unit], job: dict[str, str | None]) -> list[Example]:
+    """Records already in ``out``, checked to be the prefix of ``units`` and to come from the same ``job``
+    (teacher, template version, task); cut before the first ``error``."""
     if not out.exists():
         return []
     JsonlAppender(out).close()  # drops a line cut short by a crash
     existing = list(read_examples(out))
+    _check_same_job(out, existing, job)
     for k, ex in enumerate(existing):
         if k >= len(units) or units[k].example.id != ex.id or units[k].example.text != ex.text:
             raise ConfigError(
@@ -510,8 +535,9 @@ def label_examples(
         The :class:`LabelSummary` of the whole output file.
 
     Raises:
-        ConfigError: bad options, a non-local endpoint under ``local_only``, ``out`` from another input, a budget
-            for a model without a price.
+        ConfigError: bad options, a non-local endpoint under ``local_only``, ``out`` from another input or another
+            teacher, prompt template or task, ``out`` locked by another running job, a budget for a model without
+            a price.
         BackendError: the endpoint failed permanently (auth, unknown model); finished records are written first.
     """
     t0 = time.monotonic()
@@ -529,17 +555,29 @@ def label_examples(
     units, n_inputs = dedupe_examples(examples)
     summary = LabelSummary(teacher=_teacher_label(teacher), model=backend.model, inputs=n_inputs,
                            distinct_texts=len(units))
-    existing = _read_existing(out, units)
-    for ex in existing:
-        summary.add(ex)
-    summary.resumed = len(existing)
-    start = len(existing)
-    todo = units[start:]
-    prompts = _build_prompts(task, todo, shots, demo_pool, demo_strategy, seed)
-    cache = ResponseCache(cache_path or out.parent / "teacher_cache.sqlite") if backend.cacheable else None
-    job = _Job(task, summary.teacher, backend, units, prompts, cache=cache, prices=price_table,
-               params=_params(temperature, max_tokens), response_format=response_format,
-               retry=retry or RetryPolicy(), concurrency=concurrency, max_cost=max_cost, summary=summary)
+    job_id = {"teacher": summary.teacher, "task": task.name,
+              "template_version": task.prompt_template if backend.uses_prompt else None}
+    with exclusive_output(out):
+        existing = _read_existing(out, units, job_id)
+        for ex in existing:
+            summary.add(ex)
+        summary.resumed = start = len(existing)
+        prompts = _build_prompts(task, units[start:], shots, demo_pool, demo_strategy, seed)
+        cache = ResponseCache(cache_path or out.parent / "teacher_cache.sqlite") if backend.cacheable else None
+        job = _Job(task, summary.teacher, backend, units, prompts, cache=cache, prices=price_table,
+                   params=_params(temperature, max_tokens), response_format=response_format,
+                   retry=retry or RetryPolicy(), concurrency=concurrency, max_cost=max_cost, summary=summary)
+        done = _run_job(job, out, start, progress)
+    summary.remaining = len(units) - done
+    summary.elapsed_s = time.monotonic() - t0
+    if job.fatal is not None:
+        raise job.fatal
+    return summary
+
+
+def _run_job(job: _Job, out: Path, start: int, progress: bool) -> int:
+    """Run ``job`` from unit ``start``, appending to ``out``; closes the backend and the cache. Returns the next
+    unwritten index."""
 
     async def _main() -> int:
         prog = None
@@ -558,23 +596,18 @@ def label_examples(
                     prog = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                     TimeRemainingColumn(), transient=False)
                     prog.start()
-                    ptask = prog.add_task(job._progress_text(), total=len(units), completed=start)
+                    ptask = prog.add_task(job._progress_text(), total=len(job.units), completed=start)
                 return await job.run(start, appender, prog, ptask)
         finally:
             if prog is not None:
                 prog.stop()
-            await backend.aclose()
+            await job.backend.aclose()
 
     try:
-        done = run_coroutine(_main())
+        return run_coroutine(_main())
     finally:
-        if cache is not None:
-            cache.close()
-    summary.remaining = len(units) - done
-    summary.elapsed_s = time.monotonic() - t0
-    if job.fatal is not None:
-        raise job.fatal
-    return summary
+        if job.cache is not None:
+            job.cache.close()
 
 
 def estimate_job(
@@ -595,9 +628,11 @@ def estimate_job(
     max_tokens: int | None = 1024,
     output_tokens_per_record: int = OUTPUT_TOKENS_PER_RECORD,
 ) -> CostEstimate:
-    """Dry run: estimate tokens (~4 characters a token, ``output_tokens_per_record`` per answer) and cost of
-    the records not yet in ``out`` and not in the cache. Makes no call."""
-    backend = make_backend(teacher, local_only=local_only, response_format=response_format)
+    """Dry run: estimate tokens (prompts counted by :func:`~ade_distill.teacher.cost.token_counter`: tiktoken
+    where available, else ~4 characters a token; ``output_tokens_per_record`` per answer) and cost of the records
+    not yet in ``out`` and not in the cache. Makes no call, so it needs no API key."""
+    backend = make_backend(teacher, local_only=local_only, response_format=response_format, require_key=False)
+    counter = token_counter(backend.model)
     price_table = PriceTable.load(prices)
     units, _ = dedupe_examples(examples)
     existing = 0
@@ -613,13 +648,13 @@ def estimate_job(
         for u in todo:
             p = prompts[u.index]
             if cache is not None:
-                key = cache_key(kind=backend.kind, model=backend.model, host=backend.host, params=params,
+                key = cache_key(kind=backend.kind, model=backend.model, endpoint=backend.endpoint, params=params,
                                 response_format=response_format, template_version=p.template_version,
                                 messages=p.messages)
                 if key in cache:
                     cached += 1
                     continue
-            ptok += sum(estimate_tokens(m["content"]) + 4 for m in p.messages)
+            ptok += sum(counter.count(m["content"]) + 4 for m in p.messages)
             ctok += output_tokens_per_record
     finally:
         if cache is not None:
@@ -627,4 +662,4 @@ def estimate_job(
     price = price_table.lookup(backend.model)
     cost = 0.0 if not backend.billable else (price.cost(ptok, ctok) if price else None)
     return CostEstimate(records=len(todo), cached=cached, prompt_tokens=ptok, completion_tokens=ctok,
-                        cost_usd=cost, model=backend.model)
+                        cost_usd=cost, model=backend.model, token_estimate=counter.method)

@@ -53,6 +53,15 @@ def test_replay_reproduction_report_rescore_and_resume(tmp_path: Path, ade_first
         assert (report / "figures" / fig).stat().st_size > 1000
     md = (report / "README.md").read_text()
     assert "ade-distill reproduce" in md and "Paired tests" in md and "clean=True" in md
+    from ade_distill.provenance import describe, software_provenance
+
+    assert results["software"] == software_provenance() and f"- Code: {describe(results['software'])}" in md
+    assert set(results["software"]["libraries"]) == {"torch", "transformers", "tokenizers", "datasets", "openai"}
+    models = tmp_path / "runs" / "models"
+    markers = [*models.glob("*/stage.json"), *report.glob("folds/*/result/stage.json")]
+    assert len(markers) >= 6  # 2 folds × (student, supervised, fold result)
+    for marker in markers:
+        assert json.loads(marker.read_text())["software"] == software_provenance()  # compared on reuse
     cost = results["cost"]["systems"]["teacher:gpt-4-json"]
     assert cost["tokens_per_1000"] > 0 and cost["usd_per_1000"] > 0
 

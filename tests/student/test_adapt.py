@@ -66,12 +66,20 @@ def test_masked_positions_loss_equals_the_model_loss() -> None:
 
 
 @pytest.mark.slow
-def test_tiny_adaptation_writes_a_loadable_encoder(tmp_path: Path, abstracts: list[str]) -> None:
+def test_tiny_adaptation_writes_a_loadable_encoder(tmp_path: Path, abstracts: list[str],
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
     from ade_distill.student.model import load_encoder
 
     cfg = AdaptConfig(epochs=2, batch_size=8, max_length=32, lr=1e-4, heldout_fraction=0.2, threads=2)
     out = tmp_path / "enc"
-    s = adapt_encoder("minilm", abstracts, out, cfg, progress=False)
+    with caplog.at_level(logging.INFO, logger="ade_distill.student.adapt"):
+        s = adapt_encoder("minilm", abstracts, out, cfg, progress=False)
+    steps = [r.getMessage() for r in caplog.records if r.getMessage().startswith("MLM step")]
+    # progress for logs (non-interactive runs): a line every 5% of the steps (every step when fewer than 20)
+    assert min(s["steps"], 20) <= len(steps) <= 40 and steps[-1].startswith(f"MLM step {s['steps']}/{s['steps']} (100%)")
+    assert [m for m in caplog.messages if m.startswith("MLM epoch")][-1].startswith("MLM epoch 2/2 done")
     assert s["documents"] == 12 and s["blocks_train"] > 0 and s["blocks_heldout"] > 0
     assert s["steps"] == 2 * -(-s["blocks_train"] // 8)
     assert s["heldout_mlm_loss_after"] < s["heldout_mlm_loss_before"]  # the (new) head and encoder learn

@@ -10,7 +10,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from ade_distill.errors import ConfigError
+from ade_distill.errors import ConfigError, DataError
 from ade_distill.records import Example
 from ade_distill.student.data import build_features, collate
 from ade_distill.student.encode import encode_texts
@@ -172,7 +172,7 @@ def test_student_json_of_interaction_weights_must_say_so(tmp_path: Path, tokeniz
     raw = json.loads(path.read_text())
     raw["tail_head"] = "linear"
     path.write_text(json.dumps(raw))
-    with pytest.raises(RuntimeError):
+    with pytest.raises(DataError, match="weights do not fit"):
         StudentExtractor.from_pretrained(tmp_path / "m")
 
 

@@ -68,3 +68,33 @@ def test_a_missing_encoder_weight_is_named(tmp_path: Path, caplog: pytest.LogCap
         load_encoder(str(folder))
     msgs = [r.getMessage() for r in caplog.records if r.name.startswith("ade_distill")]
     assert len(msgs) == 1 and LOST in msgs[0] and "1 weight(s) missing" in msgs[0] and str(folder) in msgs[0]
+
+
+def test_the_absent_mlm_head_of_minilm_is_not_called_corrupted(transformers_reports: list[str]) -> None:
+    """all-MiniLM-L6-v2 ships no masked-LM head: transformers calls the untied head bias "corrupted" (the
+    control), the quiet loader drops that message (adapt-encoder counts the fresh head weights instead)."""
+    from transformers import AutoModelForMaskedLM
+
+    from ade_distill.student.model import from_pretrained_quietly
+
+    path = resolve_encoder("minilm")
+    AutoModelForMaskedLM.from_pretrained(path)
+    assert any("seem corrupted" in m for m in transformers_reports)
+    transformers_reports.clear()
+    _, info = from_pretrained_quietly(AutoModelForMaskedLM, path)
+    assert not any("seem corrupted" in m or "LOAD REPORT" in m for m in transformers_reports)
+    assert "cls.predictions.decoder.bias" in info["missing_keys"]
+
+
+def test_a_corrupted_tie_outside_the_mlm_head_is_still_reported() -> None:
+    from ade_distill.student.model import _DropLoadReport
+
+    def passes(msg: str) -> bool:
+        return _DropLoadReport().filter(logging.LogRecord("transformers.modeling_utils", logging.WARNING, "", 0,
+                                                          msg, None, None))
+
+    head = ("This checkpoint seem corrupted. The tied weights mapping for this model specifies to tie "
+            "cls.predictions.bias to cls.predictions.decoder.bias, but both are absent from the checkpoint")
+    assert not passes(head)
+    assert passes(head.replace("cls.predictions.bias", "bert.embeddings.word_embeddings.weight"))
+    assert passes("some other warning")

@@ -96,6 +96,33 @@ def test_pairwise_architecture_trains_and_predicts(ade_task, tiny_train, tmp_pat
         assert all(by[r.head].label == "DRUG" and by[r.tail].label == "ADE" for r in p.relations)
 
 
+def test_bf16_precision_autocasts_the_forward_pass_only(ade_task, tiny_train, tmp_path: Path, monkeypatch) -> None:
+    import math
+
+    import torch
+    from safetensors.torch import load_file
+
+    from ade_distill.student import train as train_module
+
+    seen: list[torch.dtype] = []
+    step = train_module._TrainingRun._step
+
+    def spy(self, batch):  # the dtype the head layer computes in, inside the training step
+        hook = self.model.head_classifier.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+        try:
+            return step(self, batch)
+        finally:
+            hook.remove()
+
+    monkeypatch.setattr(train_module._TrainingRun, "_step", spy)
+    cfg = TrainConfig.build(epochs=1, batch_size=4, max_length=64, max_steps=2, precision="bf16", seed=3)
+    out = train_student(ade_task, tiny_train[:8], None, cfg, tmp_path / "bf16")
+    assert seen == [torch.bfloat16, torch.bfloat16]
+    assert {t.dtype for t in load_file(str(out / "model.safetensors")).values()} == {torch.float32}
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["steps"] == 2 and all(math.isfinite(h["loss"]) for h in metrics["history"])
+
+
 def test_config_errors_are_clear(ade_task) -> None:
     with pytest.raises(ConfigError, match="epochs=0"):
         TrainConfig.build(epochs=0)

@@ -1,4 +1,6 @@
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from ade_distill.records import AlignmentStatus, Example
 from ade_distill.teacher.ground import align, ground_items
@@ -74,3 +76,61 @@ def test_returned_string_recorded_when_span_differs(ade_task):
     g = ground_items(TEXT, [{"drug": "propranolol", "ade": "rash"}], ade_task)
     ade = next(s for s in g.spans if s.label == "ADE")
     assert ade.meta == {"returned": "rash"} and ade.text in ("Rash", "RASH")
+
+
+# -- issue 15: lower-casing that changes a string's length ('İ' → 'i' + combining dot) -----------------------------
+@pytest.mark.parametrize(
+    ("text", "needle", "status", "span"),
+    [
+        ("İ hepatotoxicity-induced rash", "hepatotoxicity induced", A.NORMALIZED, "hepatotoxicity-induced"),
+        ("İİİİİİ liver hepatotoxicity and rash", "hepatotoxicty", A.FUZZY, "hepatotoxicity"),
+        ("İİİİ hepatotoxicity", "hepatotoxicty", A.FUZZY, "hepatotoxicity"),  # was an IndexError
+        ("İİ HEPATOTOXICITY rash", "hepatotoxicity", A.CASE_INSENSITIVE, "HEPATOTOXICITY"),
+        ("İstanbul: İSONIAZID hepatitis", "i̇soniazid", A.CASE_INSENSITIVE, "İSONIAZID"),
+    ],
+)
+def test_offsets_survive_lowercase_expanding_characters(text, needle, status, span):
+    al = align(text, needle)
+    assert al.status is status
+    s, e = al.occurrences[0]
+    assert text[s:e] == span
+
+
+def test_fuzzy_match_score_is_not_a_confidence(ade_task):
+    g = ground_items(TEXT, [{"drug": "propranolol", "ade": "hypotensoin"}], ade_task)
+    ade = next(s for s in g.spans if s.label == "ADE")
+    assert ade.alignment is A.FUZZY and ade.text == "hypotension"
+    assert ade.score is None  # Span.score is the teacher's confidence to training; a match score is not
+    assert 0.9 <= ade.meta["match_score"] < 1.0
+
+
+def _lower(s: str) -> str:
+    return "".join(c.lower() for c in s)
+
+
+def _recase(c: str, upper: bool) -> str:
+    """``c`` in the other case when that keeps one character and the same lower case, else ``c``."""
+    other = c.upper() if upper else c.lower()
+    return other if len(other) == 1 and other.lower() == c.lower() else c
+
+
+# any character, and often one whose case mapping changes length or is not one-to-one
+_CHARS = st.one_of(st.characters(), st.sampled_from("İıßẞΣσςſKÅǅﬃ\u0307 -"))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(prefix=st.text(_CHARS, max_size=30), needle=st.text(_CHARS, min_size=1, max_size=20),
+       suffix=st.text(_CHARS, max_size=30), flips=st.lists(st.booleans(), max_size=20), recase=st.booleans())
+def test_planted_substring_is_grounded_to_its_own_slice(prefix, needle, suffix, flips, recase):
+    """Any string planted in any text (verbatim, or with letters in another case) is found, and the offsets
+    found slice out that string, exactly or case-insensitively."""
+    target = needle.strip()
+    assume(target)
+    flips = (flips + [False] * len(needle))[: len(needle)]
+    planted = "".join(_recase(c, f) for c, f in zip(needle, flips, strict=True)) if recase else needle
+    text = prefix + planted + suffix
+    al = align(text, needle)
+    assert al.status in (A.EXACT, A.CASE_INSENSITIVE), al
+    for s, e in al.occurrences:
+        got = text[s:e]
+        assert got == target if al.status is A.EXACT else _lower(got) == _lower(target)

@@ -45,10 +45,10 @@ def test_price_table_prefix_and_override(tmp_path):
 
 
 def test_cache_roundtrip_and_key_identity(tmp_path):
-    base = dict(kind="openai-compatible", model="m", host="127.0.0.1", params={"temperature": 0.0},
+    base = dict(kind="openai-compatible", model="m", endpoint="http://127.0.0.1:8000/v1", params={"temperature": 0.0},
                 response_format="auto", template_version="re.v1", messages=[{"role": "user", "content": "x"}])
     k = cache_key(**base)
-    for change in ({"model": "m2"}, {"host": "10.0.0.1"}, {"params": {"temperature": 0.5}},
+    for change in ({"model": "m2"}, {"endpoint": "http://10.0.0.1:8000/v1"}, {"params": {"temperature": 0.5}},
                    {"template_version": "re.v2"}, {"messages": [{"role": "user", "content": "y"}]},
                    {"kind": "openai"}, {"response_format": "text"}):
         assert cache_key(**{**base, **change}) != k

@@ -70,9 +70,12 @@ def _is_local_ip(addr: str) -> bool:
     return any(ip in net for net in _LOCAL_NETS)
 
 
-def check_local_host(host: str | None) -> None:
-    """Raise :class:`ConfigError` unless ``host`` (a name or address) resolves only to loopback or private
-    addresses (127.0.0.0/8, ::1, 10/8, 172.16/12, 192.168/16, fc00::/7)."""
+def check_local_host(host: str | None) -> list[str]:
+    """Resolve ``host`` (a name or address) once and return its addresses, sorted; raise :class:`ConfigError`
+    unless every one is loopback or private (127.0.0.0/8, ::1, 10/8, 172.16/12, 192.168/16, fc00::/7).
+
+    The caller must connect to one of the returned addresses, never resolve the name again: a second lookup
+    could answer differently (DNS rebinding)."""
     if not host:
         raise ConfigError("--local-only: the teacher endpoint has no host")
     try:
@@ -85,6 +88,7 @@ def check_local_host(host: str | None) -> None:
             f"--local-only: teacher host {host!r} resolves to non-local address(es) {bad}; only loopback and "
             "private networks are allowed (use a local server or a replay/hf teacher)"
         )
+    return sorted(addrs)
 
 
 def make_backend(
@@ -95,8 +99,14 @@ def make_backend(
     response_format: str = "auto",
     api_version: str | None = None,
     api_key_env: str | None = None,
+    require_key: bool = True,
 ) -> Any:
-    """Build the backend for a ``--teacher`` spec (no network I/O; ``local_only`` checks the host first).
+    """Build the backend for a ``--teacher`` spec (no network I/O but, under ``local_only``, one DNS lookup).
+
+    ``local_only``: the endpoint's host is resolved once and checked (:func:`check_local_host`); the backend then
+    connects to that address only and never through a proxy (:mod:`~ade_distill.teacher.backends.pinned`).
+
+    ``require_key=False``: no error for a missing API key (a backend that is never called: ``--dry-run``).
 
     Raises:
         ConfigError: bad spec, missing API key, or a non-local endpoint under ``local_only``.
@@ -116,14 +126,14 @@ def make_backend(
         raise ConfigError(f"response format {response_format!r}: expected auto, json_schema, json_object, "
                           "function or text")
     base_url = ts.url if ts.kind != "openai" else None
+    pinned = None
     if local_only:
         from urllib.parse import urlparse
 
         if ts.kind == "openai":
             raise ConfigError("--local-only refuses openai:MODEL (api.openai.com is not a local endpoint); use "
                               "openai-compatible:URL:MODEL with a local server, hf:MODEL or replay:FILE")
-
-        check_local_host(urlparse(base_url).hostname if base_url else "api.openai.com")
+        pinned = check_local_host(urlparse(base_url).hostname)[0]
     return OpenAIBackend(ts.kind, ts.model, base_url=base_url, timeout=timeout, api_version=api_version,
                          response_format=response_format,  # type: ignore[arg-type]
-                         api_key_env=api_key_env)
+                         api_key_env=api_key_env, pinned_address=pinned, require_key=require_key)

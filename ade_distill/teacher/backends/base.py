@@ -93,6 +93,8 @@ class Backend(Protocol):
         kind: ``openai``, ``openai-compatible``, ``azure``, ``hf`` or ``replay``.
         model: the model name (or path).
         host: endpoint host (never a key), ``None`` for local backends.
+        endpoint: what the response cache keys the endpoint by — ``scheme://host:port/path`` of a server, a
+            digest of the weights for ``hf``, ``None`` for replay (not cached).
         billable: whether calls cost money (the budget counts only these).
         cacheable: whether responses go to the on-disk cache (replay does not need it).
         uses_prompt: ``False`` when the answer does not depend on the rendered prompt (replay).
@@ -101,6 +103,7 @@ class Backend(Protocol):
     kind: str
     model: str
     host: str | None
+    endpoint: str | None
     billable: bool
     cacheable: bool
     uses_prompt: bool

@@ -4,18 +4,42 @@ Generation is greedy (deterministic) and runs in a worker thread, one request at
 device gains nothing from concurrent ``generate`` calls). ``finish_reason`` is ``length`` when the answer used
 all ``max_tokens`` new tokens without an end-of-sequence token, else ``stop``. Token counts are real (tokenizer).
 Loading happens on the first request, not at construction.
+
+The response cache keys the model by its content (:attr:`HFBackend.endpoint`), not by its path, so a model
+retrained in place never serves the old model's answers: for a local folder, a sha256 over every file's name and
+bytes (weights, config, tokenizer, chat template — whatever can change an answer); for a hub name, the commit of
+the downloaded snapshot (hub snapshots are content-addressed). Size and modification time would be cheaper but
+are not sound: a retrained model of the same architecture has the same size, and copies (``cp -p``, ``rsync -a``)
+keep times. The digest is computed once per backend; reading the weights costs about what loading them does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import threading
+from pathlib import Path
 from typing import Any
 
 from ade_distill.errors import BackendError
 from ade_distill.teacher.backends.base import TeacherRequest, TeacherResponse
 
-__all__ = ["HFBackend"]
+__all__ = ["HFBackend", "folder_digest"]
+
+
+def folder_digest(folder: Path) -> str:
+    """sha256 over the relative path and bytes of every file under ``folder`` (hidden files and folders, such as
+    ``.git`` or ``.cache``, left out), in path order."""
+    h = hashlib.sha256()
+    files = sorted(p for p in folder.rglob("*")
+                   if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    for f in files:
+        h.update(f.relative_to(folder).as_posix().encode("utf-8") + b"\0")
+        h.update(str(f.stat().st_size).encode() + b"\0")
+        with f.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 22), b""):
+                h.update(chunk)
+    return h.hexdigest()
 
 
 class HFBackend:
@@ -32,6 +56,29 @@ class HFBackend:
         self._tok: Any = None
         self._lm: Any = None
         self._lock = threading.Lock()
+        self._endpoint: str | None = None
+
+    @property
+    def endpoint(self) -> str:
+        """The model's content identity for the response cache (see the module docstring)."""
+        if self._endpoint is None:
+            folder = Path(self.model)
+            if folder.is_dir():
+                self._endpoint = f"hf-folder:sha256:{folder_digest(folder)}"
+            else:
+                self._endpoint = f"hf-hub:{self.model}@{Path(self._hub_snapshot()).name}"
+        return self._endpoint
+
+    def _hub_snapshot(self) -> str:
+        """The local snapshot folder of a hub model (named by its commit), downloading the model if needed."""
+        from huggingface_hub import snapshot_download
+
+        try:
+            return str(snapshot_download(self.model, local_files_only=True))
+        except Exception:  # not downloaded yet (or not a hub name): loading fetches it, or says what is wrong
+            with self._lock:
+                self._load()
+            return str(snapshot_download(self.model, local_files_only=True))
 
     def _load(self) -> None:
         if self._lm is not None:

@@ -12,7 +12,11 @@ names the format falls back to ``json_object`` then to plain ``text`` (the parse
 ``function`` asks for a forced ``extract_relations`` tool call.
 
 API keys are read from the environment only, passed to the client and nowhere else; every error message is
-passed through :func:`redact` before it is logged or stored.
+passed through :func:`redact` before it is logged or stored, and so are the log records of ``httpx`` and
+``openai`` (a ``user:password@`` in the endpoint URL would otherwise be printed by ``-v``).
+
+Under ``--local-only`` (``pinned_address``) the client ignores proxy settings and connects only to the address
+that was checked (:mod:`~ade_distill.teacher.backends.pinned`).
 """
 
 from __future__ import annotations
@@ -29,20 +33,55 @@ from ade_distill.teacher.backends.base import ResponseFormat, TeacherRequest, Te
 
 log = logging.getLogger(__name__)
 
-__all__ = ["OpenAIBackend", "redact", "parse_retry_after"]
+__all__ = ["OpenAIBackend", "redact", "parse_retry_after", "endpoint_id"]
 
 _SECRETS: set[str] = set()
 _KEY_LIKE = re.compile(r"\b(sk-[A-Za-z0-9_\-*]{6,}|Bearer\s+\S+)")
+_URL_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
+_LOGGERS = ("httpx", "httpx2", "httpcore", "httpcore2", "openai", "openai._base_client")  # openai 1.x: httpx; 3.x: httpx2
 _FALLBACK: dict[str, str] = {"json_schema": "json_object", "json_object": "text"}
 FUNCTION_NAME = "extract_relations"
 
 
 def redact(text: str) -> str:
-    """Remove every API key value this process has read, and anything that looks like a key."""
+    """Remove every API key value this process has read, anything that looks like a key, and the
+    ``user:password@`` part of URLs."""
     for s in _SECRETS:
         if s:
             text = text.replace(s, "***")
-    return _KEY_LIKE.sub("***", text)
+    return _URL_USERINFO.sub("***@", _KEY_LIKE.sub("***", text))
+
+
+class _RedactingFilter(logging.Filter):
+    """Passes every record, with its message run through :func:`redact`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        clean = redact(msg)
+        if clean != msg:
+            record.msg, record.args = clean, ()
+        return True
+
+
+_REDACTING = _RedactingFilter()
+
+
+def _redact_client_logs() -> None:
+    """Attach the redacting filter to the HTTP client's loggers (once; called when a backend is built)."""
+    for name in _LOGGERS:
+        lg = logging.getLogger(name)
+        if _REDACTING not in lg.filters:
+            lg.addFilter(_REDACTING)
+
+
+def endpoint_id(url: str) -> str:
+    """The endpoint's identity for the response cache: ``scheme://host:port/path`` with the default port made
+    explicit, without credentials, query or trailing slash (two servers on one host differ by port or path)."""
+    u = urlparse(url)
+    port = u.port or {"http": 80, "https": 443}.get(u.scheme.lower())
+    host = (u.hostname or "").lower()
+    host = f"[{host}]" if ":" in host else host
+    return f"{u.scheme.lower()}://{host}:{port}{u.path.rstrip('/')}"
 
 
 def parse_retry_after(headers: Any) -> float | None:
@@ -92,6 +131,8 @@ class OpenAIBackend:
         timeout: float = 60.0,
         api_version: str | None = None,
         response_format: ResponseFormat = "auto",
+        pinned_address: str | None = None,
+        require_key: bool = True,
     ) -> None:
         if kind not in ("openai", "openai-compatible", "azure"):
             raise ConfigError(f"unknown OpenAI backend kind {kind!r}")
@@ -108,7 +149,7 @@ class OpenAIBackend:
         key = os.environ.get(env)
         if key:
             _SECRETS.add(key)
-        if kind in ("openai", "azure") and not key:
+        if require_key and kind in ("openai", "azure") and not key:  # a dry run (never calls) needs none
             raise ConfigError(f"{kind} teacher needs an API key: set the environment variable {env}")
         self._key = key or "EMPTY"  # local servers (vLLM, Ollama, llama.cpp) accept any key
         if kind == "openai":
@@ -118,21 +159,29 @@ class OpenAIBackend:
             self.host = urlparse(base_url or "").hostname
             if not self.host:
                 raise ConfigError(f"{kind} teacher needs an http(s) URL, got {base_url!r}")
+        self.endpoint = endpoint_id(base_url or "https://api.openai.com/v1")
+        self.pinned_address = pinned_address
         self.api_version = api_version or os.environ.get("OPENAI_API_VERSION") or "2024-10-21"
         self._client: Any = None
+        _redact_client_logs()
 
     def _get_client(self) -> Any:
         if self._client is None:
             import openai
 
+            http: dict[str, Any] = {}
+            if self.pinned_address is not None:
+                from ade_distill.teacher.backends.pinned import pinned_client
+
+                http["http_client"] = pinned_client(self.base_url or "", self.pinned_address, timeout=self.timeout)
             if self.kind == "azure":
                 self._client = openai.AsyncAzureOpenAI(
                     azure_endpoint=self.base_url or "", api_key=self._key, api_version=self.api_version,
-                    timeout=self.timeout, max_retries=0,
+                    timeout=self.timeout, max_retries=0, **http,
                 )
             else:
                 self._client = openai.AsyncOpenAI(
-                    api_key=self._key, base_url=self.base_url, timeout=self.timeout, max_retries=0
+                    api_key=self._key, base_url=self.base_url, timeout=self.timeout, max_retries=0, **http
                 )
         return self._client
 

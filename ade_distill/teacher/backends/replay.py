@@ -64,6 +64,7 @@ def load_recordings(path: str | Path) -> tuple[dict[str, dict], int]:
 class ReplayBackend:
     kind = "replay"
     host = None
+    endpoint = None
     billable = False
     cacheable = False
     uses_prompt = False
