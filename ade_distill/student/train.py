@@ -68,6 +68,11 @@ class TrainConfig(BaseModel):
     eval_every: int | None = Field(default=None, ge=1, description="Also evaluate every N steps (else per epoch).")
     min_confidence: float = Field(default=0.0, ge=0.0, le=1.0, description="Drop silver spans/relations below.")
     confidence_weighting: bool = False
+    soft_targets: bool = Field(
+        default=False,
+        description="With confidence_weighting: learn each silver span's confidence (the teachers' vote fraction) "
+        "as a soft target (confidence on its tag, the rest on O) instead of as a loss weight.")
+    soft_temperature: float = Field(default=1.0, gt=0.0, le=20.0, description="Temperature of soft_targets.")
     negative_fraction: float = Field(default=1.0, ge=0.0, le=1.0)
     dev_fraction: float = Field(default=0.0, ge=0.0, lt=1.0, description="Carve a dev split (by PMID) if no dev.")
     max_steps: int | None = Field(default=None, ge=1, description="Stop after this many optimizer steps.")
@@ -90,6 +95,8 @@ class TrainConfig(BaseModel):
     def _check(self) -> TrainConfig:
         if self.architecture == "pairwise" and self.tail_head != "linear":
             raise ValueError("tail_head applies to the drug_conditioned architecture only")
+        if self.soft_targets and (self.architecture != "drug_conditioned" or not self.confidence_weighting):
+            raise ValueError("soft_targets needs the drug_conditioned architecture and confidence_weighting")
         if self.architecture == "pairwise" and self.relation_threshold <= 0.0:
             raise ValueError("relation_threshold must be > 0 for the pairwise architecture")
         return self
@@ -274,6 +281,8 @@ def train_student(
             total_steps = min(total_steps, config.max_steps)
 
         module = student.module
+        if config.soft_targets:
+            module.soft_targets, module.temperature = True, config.soft_temperature
         head_lr = config.head_lr or config.lr
         enc_params = [(n, p) for n, p in module.named_parameters() if n.startswith("encoder.")]
         new_params = [(n, p) for n, p in module.named_parameters() if not n.startswith("encoder.")]
