@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -40,6 +40,9 @@ class LeverRow(BaseModel):
     lever: str
     config: str
     note: str = ""
+    system: Literal["student", "supervised"] = Field(
+        default="student", description="the config's system this row scores: its distilled student, or its "
+        "supervised student (the ceiling of the same encoder and recipe on gold labels)")
 
 
 class FinalRun(BaseModel):
@@ -109,10 +112,11 @@ class _Run:
                 return load_fold_result(folder, self.rep.by_id)
         return None
 
-    def model_metrics(self, k: int) -> dict[str, Any] | None:
-        """Training metrics of fold ``k``'s distilled student (best dev F1 — on silver —, epochs, calibration),
-        when its model is in the local stage cache; None on a machine that only has the report."""
-        ref = self.rep.run_dir / f"fold{k}" / STUDENT / "model.txt"
+    def model_metrics(self, k: int, system: str = STUDENT) -> dict[str, Any] | None:
+        """Training metrics of fold ``k``'s distilled (or supervised) student (best dev F1 — on silver for the
+        distilled one —, epochs, calibration), when its model is in the local stage cache; None on a machine that
+        only has the report."""
+        ref = self.rep.run_dir / f"fold{k}" / system / "model.txt"
         try:
             model_dir = Path(ref.read_text(encoding="utf-8").strip())
             return json.loads((model_dir / "metrics.json").read_text(encoding="utf-8"))
@@ -174,12 +178,14 @@ def build(spec: AblationSpec) -> dict[str, Any]:
             dev_systems[spec.teacher] = fr.predictions[spec.teacher]
         elif [g.id for g in fr.gold] != [g.id for g in dev_gold]:
             raise ConfigError(f"{row.config}: fold {d} test set differs from the first row's (other folds?)")
+        if row.system not in fr.predictions:
+            raise ConfigError(f"{row.config}: fold {d} has no {row.system} system ({list(fr.predictions)})")
         entry["status"] = "done"
-        entry["system"] = f"{STUDENT}:{run.rep.cfg.name}"
-        dev_systems[entry["system"]] = fr.predictions[STUDENT]
+        entry["system"] = f"{row.system}:{run.rep.cfg.name}"
+        dev_systems[entry["system"]] = fr.predictions[row.system]
         entry["silver"] = fr.silver
-        entry["train_seconds"] = fr.timings.get(STUDENT)
-        m = run.model_metrics(d)
+        entry["train_seconds"] = fr.timings.get(row.system)
+        m = run.model_metrics(d, row.system)
         if m is not None:
             entry["student_training"] = {"best_silver_dev_f1": (m.get("best_dev") or {}).get("f1"),
                                          "best_epoch": (m.get("best_dev") or {}).get("epoch"),

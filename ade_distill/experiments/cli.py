@@ -51,6 +51,12 @@ def reproduce(
         typer.Option("--reuse-reported-folds",
                      help="Resume from the fold results kept in the report folder (e.g. a run begun on another machine)."),
     ] = False,
+    all_sentences: Annotated[
+        bool,
+        typer.Option("--all-sentences",
+                     help="Also score the students on all held-out sentences (the ADE-NEG ones too), into "
+                     "<report>/all_sentences/; the teachers have no recording there and are left out."),
+    ] = False,
 ) -> None:
     """Run the paper's protocol from one config: folds → teacher → silver → student → scores → report.
 
@@ -95,6 +101,12 @@ def reproduce(
     write_report(res, pooled, out, analysis, dirs)
     _final_table(res)
     typer.echo(f"report: {out}/README.md")
+    if all_sentences:
+        from ade_distill.experiments.all_sentences import score_all_sentences
+
+        done = [f.fold for f in run.folds_done]
+        allres = score_all_sentences(rep, done, out / "all_sentences", command + " --all-sentences")
+        typer.echo(f"all held-out sentences ({allres['n_scored']:,}): {out}/all_sentences/README.md")
     if run.stopped_early:
         typer.echo(f"stopped early after {len(run.folds_done)} fold(s) (--max-minutes); rerun to resume", err=True)
 

@@ -144,6 +144,22 @@ class EncoderAdaptationConfig(_Strict):
         return self
 
 
+class SelfTrainingConfig(_Strict):
+    """Noisy-student self-training on unlabeled text after the distilled student (see
+    ``ade_distill.experiments.self_training``): each round, the latest student labels ``max_sentences`` sentences
+    of ``texts`` (gold documents removed), its confident relations plus a sample of relation-free sentences join
+    the teacher silver, and a fresh student (seed + ``seed_offset`` × round, ``dropout`` as noise) is trained on
+    both. The scored student is the last round's; earlier rounds are scored as ``student:roundK``."""
+
+    texts: str = Field(description="unlabeled documents: JSONL abstracts, MEDLINE XML (.gz) or text")
+    rounds: int = Field(default=1, ge=1, le=5)
+    max_sentences: int | None = Field(default=10_000, ge=1, description="sentences labelled per round (seeded sample)")
+    min_relation_score: float = Field(default=0.8, gt=0.0, le=1.0)
+    negative_ratio: float = Field(default=1.0, ge=0.0, le=100.0, description="relation-free per positive sentence")
+    dropout: float | None = Field(default=None, ge=0.0, lt=1.0, description="student dropout in the rounds (noise)")
+    seed_offset: int = Field(default=100, ge=1)
+
+
 class ReproduceConfig(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
@@ -155,6 +171,7 @@ class ReproduceConfig(_Strict):
     student: dict[str, Any] = Field(default_factory=dict, description="fields of student TrainConfig")
     ensemble: EnsembleConfig = EnsembleConfig()
     adapt_encoder: EncoderAdaptationConfig | None = None
+    self_training: SelfTrainingConfig | None = None
     supervised: SupervisedConfig = SupervisedConfig()
     dev_fraction: float = Field(default=0.1, gt=0.0, lt=0.5, description="share of training documents held out")
     scoring: ScoringConfig = ScoringConfig()
@@ -169,6 +186,8 @@ class ReproduceConfig(_Strict):
             raise ValueError(f"teacher names must be unique, got {names}")
         if self.silver.combine == "single" and len(self.teachers) != 1:
             raise ValueError("silver.combine 'single' needs exactly one teacher; use 'vote' for several")
+        if self.self_training is not None and self.ensemble.seeds > 1:
+            raise ValueError("self_training trains one student per round; use it without ensemble.seeds > 1")
         if self.silver.min_votes > len(self.teachers):
             raise ValueError(f"silver.min_votes={self.silver.min_votes} exceeds the {len(self.teachers)} teachers")
         return self

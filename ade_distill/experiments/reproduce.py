@@ -79,9 +79,11 @@ RESULT_FORMAT = 1
 # the models and fold results of configs that do not use them (including the committed reports) stay valid.
 # (a nested option before its parent: "ensemble.boundary" is dropped first, then a default "ensemble" whole)
 ADDED_CONFIG_OPTIONS: dict[str, Any] = {"silver.boundary": "exact", "ensemble.boundary": "exact",
-                                        "ensemble": {"seeds": 1, "min_votes": None}, "adapt_encoder": None}
+                                        "ensemble": {"seeds": 1, "min_votes": None}, "adapt_encoder": None,
+                                        "self_training": None}
 ADDED_TRAIN_OPTIONS: dict[str, Any] = {"tail_head": "linear", "window_long_texts": False,
-                                       "calibrate_thresholds": False, "precision": "fp32"}
+                                       "calibrate_thresholds": False, "precision": "fp32",
+                                       "soft_targets": False, "soft_temperature": 1.0}
 
 
 def train_key_dict(config: TrainConfig) -> dict[str, Any]:
@@ -153,6 +155,7 @@ class Reproduction:
         self.run_dir = Path(cfg.runs_dir) / cfg.name
         self.t0 = time.time()
         self.result = RunResult(config=cfg)
+        self._unlabeled: list[Example] | None = None
         from ade_distill.student.train import TrainConfig
 
         self.train_config = TrainConfig.build(**cfg.student)
@@ -160,7 +163,8 @@ class Reproduction:
         # that only concern distillation (silver confidences; thresholds calibrated on silver dev), so configs
         # that differ only in those share their supervised models.
         self.supervised_config = self.train_config.model_copy(
-            update={"confidence_weighting": False, "min_confidence": 0.0, "calibrate_thresholds": False})
+            update={"confidence_weighting": False, "min_confidence": 0.0, "calibrate_thresholds": False,
+                    "soft_targets": False})
         # An adapted encoder: both students load it from its content-addressed folder; stage keys name it by
         # its key (not by the folder, which depends on runs_dir).
         self.adapted: tuple[Path, str, str] | None = None  # (folder, name in keys, stage key)
@@ -308,7 +312,6 @@ class Reproduction:
         files — so two configs that train on the same data (e.g. the supervised student of the single- and the
         multi-teacher runs) share one model. Returns (predictions, sentences/s of prediction, training seconds).
         """
-        from ade_distill.student.model import StudentExtractor
         from ade_distill.student.train import train_student
 
         config = config or self.train_config
@@ -332,18 +335,27 @@ class Reproduction:
         else:
             self._log(f"reuse {name} model {model_dir}")
         (folder / "model.txt").write_text(f"{model_dir}\n", encoding="utf-8")
-        pkey = make_key("predict", tkey, [(e.id, e.text) for e in test])
+        preds, speed = self._predict(model_dir, test)
+        return preds, speed, tstage.seconds
+
+    @staticmethod
+    def _predict(model_dir: Path, examples: list[Example]) -> tuple[list[Example], float]:
+        """Predictions of the model in ``model_dir`` (a train stage folder) on ``examples``, cached in a stage
+        inside it; returns them and the prediction speed (sentences/s)."""
+        from ade_distill.student.model import StudentExtractor
+
+        pkey = make_key("predict", model_dir.name, [(e.id, e.text) for e in examples])
         pstage = Stage(model_dir / f"predict-{pkey}", pkey)
         pred_path = pstage.folder / "predictions.jsonl"
         if not pstage.done:
             pstage.start()
             model = StudentExtractor.from_pretrained(model_dir)
             t = time.perf_counter()
-            preds = model.predict(strip_labels(test))
+            preds = model.predict(strip_labels(examples))
             dt = time.perf_counter() - t
             write_examples(pred_path, preds)
-            pstage.finish({"sentences_per_second": len(test) / dt if dt > 0 else None, "n": len(test)})
-        return list(read_examples(pred_path)), pstage.summary.get("sentences_per_second") or 0.0, tstage.seconds
+            pstage.finish({"sentences_per_second": len(examples) / dt if dt > 0 else None, "n": len(examples)})
+        return list(read_examples(pred_path)), pstage.summary.get("sentences_per_second") or 0.0
 
     def _ensemble(
         self, fold_dir: Path, train: list[Example], dev: list[Example], test: list[Example],
@@ -366,6 +378,58 @@ class Reproduction:
             timings[STUDENT] = timings.get(STUDENT, 0.0) + seconds
             speeds.append(speed)
         return ensemble_vote(members, test, ec.votes_needed, ec.boundary), speeds
+
+    def unlabeled_sentences(self) -> list[Example]:
+        """The sentences self-training labels: ``self_training.texts`` without gold documents (as for
+        ``adapt_encoder``), split into sentences, a seeded sample of ``max_sentences``; loaded once per run."""
+        if self._unlabeled is None:
+            from ade_distill.data.unlabeled import iter_documents, to_sentences
+            from ade_distill.experiments.protocol import filter_documents
+            from ade_distill.experiments.self_training import sample_sentences
+
+            st = self.cfg.self_training
+            assert st is not None
+            docs, guard = filter_documents(list(iter_documents(st.texts)), self.gold)
+            sents = [s for s in to_sentences(docs) if s.text.strip()]
+            self._unlabeled = sample_sentences(sents, st.max_sentences, self.cfg.folds.seed)
+            self._log(f"self-training text: {len(self._unlabeled):,} of {len(sents):,} sentences from "
+                      f"{guard['documents_out']:,} documents ({guard['removed_by_pmid'] + guard['removed_by_text']} "
+                      "removed: gold PMID or text)")
+        return self._unlabeled
+
+    def _self_train(
+        self, fold_dir: Path, train: list[Example], dev: list[Example], test: list[Example],
+        preds: dict[str, list[Example]], timings: dict[str, float],
+    ) -> list[dict[str, Any]] | None:
+        """Rounds of self-training after the distilled student (see ``experiments.self_training``): the scored
+        student becomes the last round's, earlier rounds are kept as ``student:roundK``. Returns the pseudo-silver counts
+        per round (kept with the fold's silver counts); None when the time limit stops it (finished rounds stay cached)."""
+        from ade_distill.experiments.self_training import select_pseudo
+
+        st = self.cfg.self_training
+        assert st is not None
+        model_dir = Path((fold_dir / STUDENT / "model.txt").read_text(encoding="utf-8").strip())
+        rounds: list[dict[str, Any]] = []
+        for rnd in range(1, st.rounds + 1):
+            if self.out_of_time():
+                return None
+            labelled, speed = self._predict(model_dir, self.unlabeled_sentences())
+            pseudo, counts = select_pseudo(labelled, min_relation_score=st.min_relation_score,
+                                           negative_ratio=st.negative_ratio, seed=self.cfg.folds.seed + rnd,
+                                           round_=rnd)
+            self._log(f"self-training round {rnd}: pseudo-silver {counts}")
+            update: dict[str, Any] = {"seed": self.train_config.seed + st.seed_offset * rnd}
+            if st.dropout is not None:
+                update["dropout"] = st.dropout
+            cfg = self.train_config.model_copy(update=update)
+            preds[f"{STUDENT}:round{rnd - 1}"] = preds[STUDENT]
+            folder = fold_dir / f"{STUDENT}_round{rnd}"
+            preds[STUDENT], _, seconds = self._train_and_predict(f"{STUDENT} round {rnd}", folder,
+                                                                 train + pseudo, dev, test, cfg)
+            timings[f"{STUDENT}:round{rnd}"] = seconds
+            model_dir = Path((folder / "model.txt").read_text(encoding="utf-8").strip())
+            rounds.append({"round": rnd, **counts, "labelling_sentences_per_second": round(speed, 1)})
+        return rounds
 
     def teacher_predictions(self, records: list[Example], test: list[Example]) -> list[Example]:
         """The teacher as a system: its (grounded and ungrounded) output on each test text, under the test id.
@@ -449,6 +513,12 @@ class Reproduction:
             return None
         preds[STUDENT], speed, timings[STUDENT] = self._train_and_predict(
             STUDENT, fold_dir / STUDENT, s_train, s_dev, test)
+        silver_counts = sstats.as_dict()
+        if self.cfg.self_training is not None:
+            rounds = self._self_train(fold_dir, s_train, s_dev, test, preds, timings)
+            if rounds is None:
+                return None
+            silver_counts["self_training"] = rounds
         if self.cfg.ensemble.seeds > 1:
             ens = self._ensemble(fold_dir, s_train, s_dev, test, preds[STUDENT], timings)
             if ens is None:
@@ -469,7 +539,7 @@ class Reproduction:
                 SUPERVISED, fold_dir / SUPERVISED, g_train, g_dev, test, self.supervised_config)
         sc = self.cfg.scoring
         report = score_systems(test, preds, modes=sc.modes, n_boot=sc.n_boot, seed=sc.seed)
-        return FoldResult(fold, preds, test, report.to_dict(), sstats.as_dict(), contamination, timings, speed)
+        return FoldResult(fold, preds, test, report.to_dict(), silver_counts, contamination, timings, speed)
 
     def learning_curve(self, folds: Folds, silver_pool: dict[str, list[Example]]) -> None:
         from ade_distill.evaluation import micro_prf

@@ -41,6 +41,28 @@ def weighted_cross_entropy(
     return (ce * w).sum() / valid.sum().clamp(min=1.0)
 
 
+def soft_cross_entropy(
+    logits: torch.Tensor, labels: torch.Tensor, confidences: torch.Tensor, temperature: float = 1.0
+) -> torch.Tensor:
+    """Cross-entropy against soft targets made from confidences (the teachers' vote fractions): a position tagged
+    B or I with confidence ``c`` has the target distribution ``c`` on its tag and ``1 - c`` on O; O positions and
+    confidence 1 are one-hot. Averaged over labelled positions (label != -100).
+
+    This is KL(q || softmax(z / T)) plus the constant entropy of q, times T² (Hinton et al.'s scaling), so a
+    relation one teacher of three proposed is learned as "a third likely" — below the 0.5 decision line —
+    instead of as a down-weighted certainty.
+    """
+    c = logits.size(-1)
+    flat = labels.reshape(-1)
+    valid = flat != -100
+    logp = F.log_softmax(logits.reshape(-1, c).float() / temperature, dim=-1)
+    tag_lp = logp.gather(1, flat.clamp(min=0).unsqueeze(1)).squeeze(1)
+    conf = confidences.reshape(-1).float().clamp(0.0, 1.0)
+    soft = -(conf * tag_lp + (1.0 - conf) * logp[:, 0])  # class 0 is O
+    loss = torch.where(flat > 0, soft, -tag_lp) * (temperature ** 2)
+    return (loss * valid.float()).sum() / valid.float().sum().clamp(min=1.0)
+
+
 class DrugConditionedTagger(nn.Module):
     """Shared encoder, head-entity BIO layer, head-conditioned tail BIO layer."""
 
@@ -51,6 +73,10 @@ class DrugConditionedTagger(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.head_classifier = nn.Linear(h, N_BIO)
         self.tail_head = tail_head
+        # Soft targets (set by training; not part of the saved model): the weights passed to forward are then the
+        # confidences of soft_cross_entropy instead of loss weights.
+        self.soft_targets = False
+        self.temperature = 1.0
         if tail_head == "linear":
             self.tail_classifier = nn.Linear(2 * h, N_BIO)
         elif tail_head == "interaction":
@@ -75,6 +101,11 @@ class DrugConditionedTagger(nn.Module):
         mention_part = F.linear(pooled, w[:, h:], self.tail_classifier.bias)  # (M, 3)
         return token_part[index] + mention_part.unsqueeze(1)
 
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+        if self.soft_targets and weights is not None:
+            return soft_cross_entropy(logits, labels, weights, self.temperature)
+        return weighted_cross_entropy(logits, labels, weights)
+
     def forward(
         self,
         input_ids: torch.Tensor,
@@ -90,11 +121,11 @@ class DrugConditionedTagger(nn.Module):
         head_logits = self.head_classifier(states)
         out: dict[str, Any] = {"head_logits": head_logits, "loss": None}
         if head_labels is not None:
-            out["loss"] = weighted_cross_entropy(head_logits, head_labels, head_weights)
+            out["loss"] = self.loss(head_logits, head_labels, head_weights)
         if mention_batch_index is not None and mention_batch_index.numel():
             tl = self.tail_logits(states, mention_batch_index, mention_token_mask)
             out["tail_logits"] = tl
             if tail_labels is not None:
-                tail_loss = weighted_cross_entropy(tl, tail_labels, tail_weights)
+                tail_loss = self.loss(tl, tail_labels, tail_weights)
                 out["loss"] = tail_loss if out["loss"] is None else out["loss"] + tail_loss
         return out

@@ -78,6 +78,11 @@ class TrainConfig(BaseModel):
     eval_every: int | None = Field(default=None, ge=1, description="Also evaluate every N steps (else per epoch).")
     min_confidence: float = Field(default=0.0, ge=0.0, le=1.0, description="Drop silver spans/relations below.")
     confidence_weighting: bool = False
+    soft_targets: bool = Field(
+        default=False,
+        description="With confidence_weighting: learn each silver span's confidence (the teachers' vote fraction) "
+        "as a soft target (confidence on its tag, the rest on O) instead of as a loss weight.")
+    soft_temperature: float = Field(default=1.0, gt=0.0, le=20.0, description="Temperature of soft_targets.")
     negative_fraction: float = Field(default=1.0, ge=0.0, le=1.0)
     dev_fraction: float = Field(default=0.0, ge=0.0, lt=1.0, description="Carve a dev split (by PMID) if no dev.")
     max_steps: int | None = Field(default=None, ge=1, description="Stop after this many optimizer steps.")
@@ -100,6 +105,8 @@ class TrainConfig(BaseModel):
     def _check(self) -> TrainConfig:
         if self.architecture == "pairwise" and self.tail_head != "linear":
             raise ValueError("tail_head applies to the drug_conditioned architecture only")
+        if self.soft_targets and (self.architecture != "drug_conditioned" or not self.confidence_weighting):
+            raise ValueError("soft_targets needs the drug_conditioned architecture and confidence_weighting")
         if self.architecture == "pairwise" and self.relation_threshold <= 0.0:
             raise ValueError("relation_threshold must be > 0 for the pairwise architecture")
         return self
@@ -304,7 +311,10 @@ def _new_student(task: TaskSpec, config: TrainConfig) -> Any:
         head_threshold=config.head_threshold, tail_threshold=config.tail_threshold,
         relation_threshold=config.relation_threshold,
     )
-    return StudentExtractor.from_encoder(task, scfg, seed=config.seed)
+    student = StudentExtractor.from_encoder(task, scfg, seed=config.seed)
+    if config.soft_targets:  # a training setting of the module's loss, not saved with the model
+        student.module.soft_targets, student.module.temperature = True, config.soft_temperature
+    return student
 
 
 def _windowed(

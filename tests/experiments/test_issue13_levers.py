@@ -1,0 +1,151 @@
+"""The levers of issue 13: soft targets (soft_cross_entropy, TrainConfig.soft_targets), bf16 autocast
+(TrainConfig.precision) and self-training on unlabeled text (select_pseudo, sample_sentences, the reproduce
+stage) — with stage keys of configs that do not use them unchanged."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+from ade_distill.errors import ConfigError
+from ade_distill.experiments.config import load_config
+from ade_distill.experiments.reproduce import Reproduction, RunOptions, train_key_dict
+from ade_distill.experiments.self_training import sample_sentences, select_pseudo
+from ade_distill.records import Example, Relation, Span, read_examples
+from ade_distill.student.modules import soft_cross_entropy, weighted_cross_entropy
+from ade_distill.student.train import TrainConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+# -- soft targets ------------------------------------------------------------------------------------------------
+def test_soft_cross_entropy_is_hard_cross_entropy_at_confidence_one() -> None:
+    torch.manual_seed(0)
+    logits = torch.randn(2, 5, 3)
+    labels = torch.tensor([[0, 1, 2, -100, 0], [1, 2, 0, 0, -100]])
+    ones = torch.ones(2, 5)
+    assert torch.allclose(soft_cross_entropy(logits, labels, ones), weighted_cross_entropy(logits, labels, ones))
+
+
+def test_soft_cross_entropy_moves_the_rest_of_the_mass_to_o() -> None:
+    """A B word with confidence c has target (1 - c) on O, c on B: the loss is minimal where softmax = target."""
+    labels = torch.tensor([[1]])
+    conf = torch.tensor([[1 / 3]])
+    target = torch.tensor([2 / 3, 1 / 3, 1e-9])
+
+    def loss_at(p: torch.Tensor) -> float:
+        return float(soft_cross_entropy(p.log().view(1, 1, 3), labels, conf))
+
+    assert loss_at(target) < loss_at(torch.tensor([0.5, 0.5, 1e-9]))
+    assert loss_at(target) < loss_at(torch.tensor([0.8, 0.2, 1e-9]))
+    # the weighted hard loss instead pulls toward B whatever the confidence
+    assert float(weighted_cross_entropy(torch.tensor([[[0.0, 5.0, 0.0]]]), labels, conf)) < \
+        float(weighted_cross_entropy(torch.tensor([[[5.0, 0.0, 0.0]]]), labels, conf))
+    # temperature: the loss is scaled by T² and computed on z / T
+    z = torch.tensor([[[1.0, 2.0, 0.5]]])
+    assert float(soft_cross_entropy(z, labels, conf, 2.0)) == pytest.approx(
+        4 * float(soft_cross_entropy(z / 2, labels, conf)))
+
+
+def test_soft_targets_need_confidences_and_the_tagger() -> None:
+    with pytest.raises(ConfigError, match="soft_targets"):
+        TrainConfig.build(soft_targets=True)
+    with pytest.raises(ConfigError, match="soft_targets"):
+        TrainConfig.build(soft_targets=True, confidence_weighting=True, architecture="pairwise")
+    assert TrainConfig.build(soft_targets=True, confidence_weighting=True).soft_targets
+
+
+def test_new_train_options_leave_keys_alone_at_their_defaults() -> None:
+    base = train_key_dict(TrainConfig())
+    assert not {"precision", "soft_targets", "soft_temperature"} & base.keys()
+    assert train_key_dict(TrainConfig(precision="bf16"))["precision"] == "bf16"
+    with pytest.raises(ConfigError, match="precision"):
+        TrainConfig.build(precision="fp8")
+
+
+# -- self-training -------------------------------------------------------------------------------------------------
+def _pred(i: int, rel_scores: list[float]) -> Example:
+    text = "aspirin caused rash and fever and drowsiness"
+    spans = [Span(id="T1", label="DRUG", start=0, end=7, text="aspirin")]
+    rels = []
+    words = [("rash", 15), ("fever", 24), ("drowsiness", 34)]
+    for k, sc in enumerate(rel_scores):
+        w, s = words[k]
+        spans.append(Span(id=f"T{k + 2}", label="ADE", start=s, end=s + len(w), text=w, score=sc))
+        rels.append(Relation(head="T1", tail=f"T{k + 2}", label="ADE", score=sc))
+    return Example(id=f"s{i}", text=text, spans=spans, relations=rels, meta={"doc_id": f"d{i}"})
+
+
+def test_select_pseudo_keeps_confident_sentences_whole_and_samples_negatives() -> None:
+    preds = [_pred(0, [0.9, 0.95]), _pred(1, [0.9, 0.5]), _pred(2, [0.85])] + [_pred(i, []) for i in range(3, 13)]
+    preds[3] = preds[3].model_copy(update={"spans": [preds[3].spans[0]]})  # a lone drug, no relation
+    out, counts = select_pseudo(preds, min_relation_score=0.8, negative_ratio=1.5, seed=0, round_=1)
+    assert counts == {"sentences": 13, "positive": 2, "uncertain_left_out": 1, "relation_free": 10,
+                      "relation_free_kept": 3, "relations": 3}
+    by_id = {e.id: e for e in out}
+    assert "s1" not in by_id  # one relation under the line: the whole sentence is left out
+    assert len(by_id["s0"].relations) == 2 and len(by_id["s2"].spans) == 2
+    negs = [e for e in out if not e.relations]
+    assert len(negs) == 3 and all(not e.spans for e in negs)  # lone drugs are not kept (teacher silver has none)
+    assert all(e.meta["source"] == "pseudo-silver" and e.meta["pseudo_round"] == 1 for e in out)
+    again, _ = select_pseudo(preds, min_relation_score=0.8, negative_ratio=1.5, seed=0, round_=1)
+    assert [e.id for e in again] == [e.id for e in out]  # seeded
+
+
+def test_sample_sentences_is_seeded_and_keeps_order() -> None:
+    sents = [Example(id=f"s{i}", text=f"sentence {i}") for i in range(50)]
+    a = sample_sentences(sents, 10, seed=3)
+    assert len(a) == 10 and [e.id for e in a] == sorted((e.id for e in a), key=lambda x: int(x[1:]))
+    assert a == sample_sentences(sents, 10, seed=3) and a != sample_sentences(sents, 10, seed=4)
+    assert sample_sentences(sents, None, seed=3) == sents
+
+
+def test_self_training_config_rejects_an_ensemble(tmp_path: Path) -> None:
+    import yaml
+
+    raw = yaml.safe_load((ROOT / "configs/beat_the_teacher_2/minilm_selftrain.yaml").read_text())
+    raw["ensemble"] = {"seeds": 3}
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match="self_training"):
+        load_config(p)
+
+
+@pytest.mark.slow
+def test_self_training_round_end_to_end(tiny_config: Callable[..., Path], tmp_path: Path, data_root: Path) -> None:
+    """A tiny real run: round 0 student, pseudo-silver from unlabeled PubMed (no gold document), round 1 student
+    trained on silver + pseudo-silver and scored as the student; round 0 kept as student:round0."""
+    path = tiny_config("configs/beat_the_teacher_2/minilm_selftrain.yaml", self_training={
+        "texts": str(data_root / "pubmed_unlabeled" / "pubmed_abstracts.jsonl"), "max_sentences": 60,
+        "min_relation_score": 0.01, "negative_ratio": 1.0},
+        supervised={"enabled": True})
+    cfg = load_config(path)
+    rep = Reproduction(cfg, RunOptions(folds=1, progress=False))
+    res = rep.run()
+    fr = res.folds_done[0]
+    assert {"student", "student:round0"} <= fr.predictions.keys()
+    rounds = fr.silver["self_training"]
+    assert rounds[0]["round"] == 1 and rounds[0]["sentences"] == 60
+    train = list(read_examples(rep.run_dir / "fold0" / "student_round1" / "train.jsonl"))
+    pseudo = [e for e in train if e.meta.get("source") == "pseudo-silver"]
+    assert len(pseudo) == rounds[0]["positive"] + rounds[0]["relation_free_kept"]
+    gold_pmids = {e.meta["pmid"] for e in rep.gold}
+    assert all(e.meta.get("pmid") not in gold_pmids for e in pseudo)
+    assert json.loads(json.dumps(fr.silver))  # serialisable into the fold result
+    # all held-out sentences: the fold's ADE-NEG sentences predicted by each single-model student, teachers left out
+    from ade_distill.experiments.all_sentences import rescore, score_all_sentences
+
+    out = tmp_path / "all"
+    res = score_all_sentences(rep, [0], out, "cmd")
+    assert set(res["scores"]["results"]) == {"student", "student:round0", "supervised"}
+    n_neg = res["per_fold"][0]["negative"]
+    assert n_neg > 0 and res["n_scored"] == len(fr.gold) + n_neg
+    again = rescore(out, rep.by_id)
+    for system, by_mode in again.items():
+        got = res["scores"]["results"][system]["strict"]["relation"]["micro"]
+        assert by_mode["strict"] == pytest.approx((got["precision"], got["recall"], got["f1"]))
+    assert "ADE-NEG" in (out / "README.md").read_text()
