@@ -184,7 +184,8 @@ def build(spec: AblationSpec) -> dict[str, Any]:
         entry["system"] = f"{row.system}:{run.rep.cfg.name}"
         dev_systems[entry["system"]] = fr.predictions[row.system]
         entry["silver"] = fr.silver
-        entry["train_seconds"] = fr.timings.get(row.system)
+        # training seconds of the row's system: every model it took (self-training rounds included)
+        entry["train_seconds"] = sum(v for k, v in fr.timings.items() if k.split(":")[0] == row.system) or None
         m = run.model_metrics(d, row.system)
         if m is not None:
             entry["student_training"] = {"best_silver_dev_f1": (m.get("best_dev") or {}).get("f1"),
@@ -270,6 +271,10 @@ def _silver_dev(t: dict[str, Any] | None) -> str:
     return f"{pct(t['best_silver_dev_f1'])} (epoch {t.get('best_epoch')} of {t.get('epochs_run')})"
 
 
+def _secs(x: float | None) -> str:
+    return "–" if not x else f"{x:,.0f}"
+
+
 def _json_safe(obj: Any) -> Any:
     """NaN (e.g. a t-interval over one fold) → null, so results.json stays valid JSON."""
     if isinstance(obj, float) and obj != obj:
@@ -298,22 +303,22 @@ def render(res: dict[str, Any], spec_path: str, analysis: str = "") -> str:
         lines += ["Relation F1 % [95% CI]; strict precision/recall; Δ strict F1 against the teacher and against "
                   "the baseline student (paired bootstrap).", ""]
         head = ("| lever | " + " | ".join(modes) + " | strict P / R | Δ vs teacher | Δ vs baseline "
-                "| student vs its silver (dev F1) | command |")
-        lines += [head, "|" + "---|" * (len(modes) + 6)]
+                "| student vs its silver (dev F1) | train s | command |")
+        lines += [head, "|" + "---|" * (len(modes) + 7)]
         tt = res["dev_teacher"]
         lines.append(f"| **teacher** `{t}` | " + " | ".join(_f1ci(tt[m]) for m in modes)
-                     + f" | {pct(tt['strict']['precision'])} / {pct(tt['strict']['recall'])} | | | | (recorded) |")
+                     + f" | {pct(tt['strict']['precision'])} / {pct(tt['strict']['recall'])} | | | | | (recorded) |")
         for r in res["rows"]:
             if r["status"] != "done":
                 lines.append(f"| {r['lever']} | " + " | ".join("pending" for _ in modes)
-                             + f" | | | | | `{r['command']}` |")
+                             + f" | | | | | | `{r['command']}` |")
                 continue
             sc = r["scores"]
             lines.append(
                 f"| {r['lever']} | " + " | ".join(_f1ci(sc[m]) for m in modes)
                 + f" | {pct(sc['strict']['precision'])} / {pct(sc['strict']['recall'])}"
                 + f" | {_delta(r['vs_teacher'].get('strict'))} | {_delta((r['vs_baseline'] or {}).get('strict'))}"
-                + f" | {_silver_dev(r.get('student_training'))} | `{r['command']}` |")
+                + f" | {_silver_dev(r.get('student_training'))} | {_secs(r.get('train_seconds'))} | `{r['command']}` |")
         lines += ["", "*Student vs its silver*: strict relation F1 of the distilled student against its own silver labels on "
                   "the silver dev split of the training folds (best epoch, before calibration; read from the model "
                   "in the local stage cache, so it is blank on a machine that only has the committed report)."]

@@ -137,7 +137,7 @@ def test_render_lever_table_with_pending_row() -> None:
     assert "`ade-distill ablation spec.yaml`" in md and "100 resamples" in md
     assert "dev fold 0 (4,321 sentences" in md
     head = _row(md, "lever")
-    assert head.count("|") == len(MODES) + 7  # lever, modes, P/R, two deltas, silver dev F1, command
+    assert head.count("|") == len(MODES) + 8  # lever, modes, P/R, two deltas, silver dev F1, train s, command
     teacher = _row(md, "**teacher** `teacher:gpt-4-json`")
     assert "83.0 [78.0, 88.0]" in teacher and "84.0 / 82.0" in teacher
     base = _row(md, "baseline")
@@ -145,6 +145,7 @@ def test_render_lever_table_with_pending_row() -> None:
     assert base.count("|") == head.count("|") and "| – |" in base  # no Δ vs itself
     more = _row(md, "more epochs")
     assert "+1.2 (p=0.300)" in more and "+5.0 (p=0.001)" in more
+    assert "| 2 |" in more and "| 1 |" in base  # training seconds of the row's model(s)
     pend = _row(md, "interaction")
     assert pend.count("pending") == len(MODES) and "`ade-distill reproduce c.yaml --only-fold 0`" in pend
     assert pend.count("|") == head.count("|")

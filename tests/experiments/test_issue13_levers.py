@@ -149,3 +149,26 @@ def test_self_training_round_end_to_end(tiny_config: Callable[..., Path], tmp_pa
         got = res["scores"]["results"][system]["strict"]["relation"]["micro"]
         assert by_mode["strict"] == pytest.approx((got["precision"], got["recall"], got["f1"]))
     assert "ADE-NEG" in (out / "README.md").read_text()
+
+
+def test_ablation_row_can_score_a_configs_supervised_student(tmp_path: Path) -> None:
+    """A lever row with ``system: supervised`` scores that config's supervised student (the encoder's ceiling),
+    read from the committed fold result."""
+    import yaml
+
+    from ade_distill.experiments.ablation import build, load_spec
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({
+        "name": "t", "dev_fold": 9, "teacher": "teacher:gpt-4-json", "modes": ["strict"], "n_boot": 0,
+        "rows": [{"lever": "distilled", "config": str(ROOT / "configs/ade_multi_teacher.yaml")},
+                 {"lever": "gold", "config": str(ROOT / "configs/ade_multi_teacher.yaml"), "system": "supervised"}]}))
+    res = build(load_spec(spec))
+    committed = json.loads((ROOT / "reports/ade_multi_teacher/folds/fold9/result/fold.json").read_text())
+    for row, system in zip(res["rows"], ("student", "supervised"), strict=True):
+        want = committed["scores"]["results"][system]["strict"]["relation"]["micro"]["f1"]
+        assert row["system"] == f"{system}:ade_multi_teacher"
+        assert row["scores"]["strict"]["f1"] == pytest.approx(want)
+    with pytest.raises(ConfigError):
+        spec.write_text(spec.read_text().replace("system: supervised", "system: teacher"))
+        load_spec(spec)
