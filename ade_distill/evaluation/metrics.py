@@ -89,11 +89,6 @@ def pair_by_id(
     return [by_id[g.id] if g.id in by_id else Example(id=g.id, text=g.text, meta={"missing": True}) for g in gold]
 
 
-# The old name (it clashed with ade_distill.teacher.ground.align, string → offsets); kept only until
-# ade_distill/experiments/results.py imports pair_by_id.
-align = pair_by_id
-
-
 @dataclass
 class PerExampleCounts:
     """Counts of one system, one mode and one level, per example and per label.

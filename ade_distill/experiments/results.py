@@ -79,9 +79,9 @@ def _recorded_rate(rep: Reproduction, teacher: str) -> float | None:
 def error_counts(gold: list[Example], preds: dict[str, list[Example]]) -> dict[str, dict[str, dict[str, int]]]:
     """Strict-mode error categories per system (entity and relation level), pooled over folds."""
     from ade_distill.evaluation.errors_analysis import analyze_errors
-    from ade_distill.evaluation.metrics import align
+    from ade_distill.evaluation.metrics import pair_by_id
 
-    return {s: analyze_errors(gold, align(gold, p), system=s).to_dict()["counts"] for s, p in preds.items()}
+    return {s: analyze_errors(gold, pair_by_id(gold, p), system=s).to_dict()["counts"] for s, p in preds.items()}
 
 
 def build_results(rep: Reproduction, run: RunResult, command: str) -> tuple[dict[str, Any], dict[str, list[Example]], list[Example]]:

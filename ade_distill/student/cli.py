@@ -59,6 +59,7 @@ def train(
 ) -> None:
     """Train a student (drug-conditioned extractor or pairwise ablation) on gold or silver records."""
     from ade_distill.errors import ConfigError
+    from ade_distill.hashing import file_sha256
     from ade_distill.student.train import TrainConfig, read_training_file, train_student
     from ade_distill.tasks.spec import load_task
 
@@ -71,7 +72,7 @@ def train(
         calibrate_thresholds=calibrate_thresholds,
     )
     examples, excluded = _usable(train_file, read_training_file(train_file, spec))
-    prov: dict[str, object] = {"train_file": str(train_file), "train_sha256": _sha256(train_file),
+    prov: dict[str, object] = {"train_file": str(train_file), "train_sha256": file_sha256(train_file),
                                "train_excluded_by_teacher_status": excluded}
     if (folds is None) != (fold is None):
         raise ConfigError("--folds and --fold go together")
@@ -87,7 +88,7 @@ def train(
     dev_examples = None
     if dev is not None:
         dev_examples, dev_excluded = _usable(dev, read_training_file(dev, spec))
-        prov.update({"dev_file": str(dev), "dev_sha256": _sha256(dev), "dev_excluded_by_teacher_status": dev_excluded})
+        prov.update({"dev_file": str(dev), "dev_sha256": file_sha256(dev), "dev_excluded_by_teacher_status": dev_excluded})
     path = train_student(spec, examples, dev_examples, config, out, provenance=prov)
     metrics = json.loads((path / "metrics.json").read_text(encoding="utf-8"))
     typer.echo(f"saved {path} (best dev: {metrics.get('best_dev')})")
@@ -183,16 +184,6 @@ def _usable(path: Path, examples: list) -> tuple[list, dict[str, int]]:
     if not kept:
         raise DataError(f"no record to train on: every record's teacher status is not {USABLE_STATUS!r}", path=path)
     return kept, excluded
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def register(app: typer.Typer) -> None:
