@@ -172,3 +172,22 @@ def test_ablation_row_can_score_a_configs_supervised_student(tmp_path: Path) -> 
     with pytest.raises(ConfigError):
         spec.write_text(spec.read_text().replace("system: supervised", "system: teacher"))
         load_spec(spec)
+
+
+def test_committed_all_sentence_reports_rescore_exactly(ade_gold: list[Example]) -> None:
+    """Every committed ``all_sentences`` report: its numbers come back from its committed predictions."""
+    from ade_distill.experiments.all_sentences import rescore
+
+    outs = sorted(ROOT.glob("reports/**/all_sentences/results.json"))
+    assert outs, "no committed all-sentence report"
+    by_id = {e.id: e for e in ade_gold}
+    for path in outs:
+        res = json.loads(path.read_text())
+        again = rescore(path.parent, by_id)
+        assert set(again) == set(res["scores"]["results"])
+        for system, by_mode in again.items():
+            for mode, prf in by_mode.items():
+                got = res["scores"]["results"][system][mode]["relation"]["micro"]
+                assert prf == pytest.approx((got["precision"], got["recall"], got["f1"])), (path, system, mode)
+        assert res["n_negative"] > 0 and res["n_scored"] == len(again and list(read_examples(
+            path.parent / "gold_ids.jsonl")))
