@@ -25,3 +25,15 @@ def ex(eid: str, text: str, spans=(), rels=()) -> Example:
     """``rels``: (head id, tail id) pairs or (head, tail, label) triples; label defaults to ADE."""
     relations = tuple(Relation(head=r[0], tail=r[1], label=r[2] if len(r) > 2 else "ADE") for r in rels)
     return Example(id=eid, text=text, spans=tuple(spans), relations=relations)
+
+
+T = "Intravenous azithromycin-induced ototoxicity."
+U = "Cisplatin caused renal failure."
+
+
+def two_ade_sentences() -> list[Example]:
+    """Gold of two one-relation ADE sentences (texts ``T`` and ``U``), for the ``score`` CLI tests."""
+    return [
+        ex("1", T, [span("T1", T, "azithromycin", "DRUG"), span("T2", T, "ototoxicity", "ADE")], [("T1", "T2")]),
+        ex("2", U, [span("T1", U, "Cisplatin", "DRUG"), span("T2", U, "renal failure", "ADE")], [("T1", "T2")]),
+    ]

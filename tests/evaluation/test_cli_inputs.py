@@ -12,17 +12,8 @@ from ade_distill.cli import app
 from ade_distill.errors import DataError
 from ade_distill.records import write_examples
 
-from .helpers import ex, span
-
-T = "Intravenous azithromycin-induced ototoxicity."
-U = "Cisplatin caused renal failure."
-
-
-def _gold():
-    return [
-        ex("1", T, [span("T1", T, "azithromycin", "DRUG"), span("T2", T, "ototoxicity", "ADE")], [("T1", "T2")]),
-        ex("2", U, [span("T1", U, "Cisplatin", "DRUG"), span("T2", U, "renal failure", "ADE")], [("T1", "T2")]),
-    ]
+from .helpers import U, ex, span
+from .helpers import two_ade_sentences as _gold
 
 
 @pytest.mark.parametrize("n_boot", ["0", "20"])
