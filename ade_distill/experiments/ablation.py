@@ -51,6 +51,14 @@ class FinalRun(BaseModel):
     config: str
     supervised: bool = Field(default=False, description="also show this run's supervised student")
     supervised_label: str = Field(default="", description="its row label (default: 'supervised (<label>)')")
+    student: bool = Field(default=True, description="show this run's distilled student (false: only its "
+                          "supervised student, for a run that supplies the ceiling of an encoder)")
+
+    @model_validator(mode="after")
+    def _shows_something(self) -> FinalRun:
+        if not (self.student or self.supervised):
+            raise ValueError(f"final run {self.label!r}: student: false needs supervised: true")
+        return self
 
     @property
     def supervised_name(self) -> str:
@@ -76,7 +84,7 @@ class AblationSpec(BaseModel):
         predictions)."""
         names = [self.teacher]
         for f in self.final:
-            names += [f.label, *([f.supervised_name] if f.supervised else [])]
+            names += [*([f.label] if f.student else []), *([f.supervised_name] if f.supervised else [])]
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
             raise ValueError(f"final: system names must be unique (and differ from the teacher), repeated: {repeated}")
@@ -219,7 +227,8 @@ def build(spec: AblationSpec) -> dict[str, Any]:
                 gold_by_fold.setdefault(i, fr.gold)
                 systems = per_fold.setdefault(i, {})
                 systems.setdefault(spec.teacher, fr.predictions[spec.teacher])
-                systems[f.label] = fr.predictions[STUDENT]
+                if f.student:
+                    systems[f.label] = fr.predictions[STUDENT]
                 if f.supervised and SUPERVISED in fr.predictions:
                     systems[f.supervised_name] = fr.predictions[SUPERVISED]
         final = {"reported_folds": reported, "dev_fold": d, "missing": missing}

@@ -74,6 +74,18 @@ def test_final_supervised_names(tmp_path: Path) -> None:
         "supervised (student: a)", "supervised: b", "supervised (student: c)"]
 
 
+def test_final_run_for_its_supervised_student_only(tmp_path: Path) -> None:
+    """A final run may supply only its supervised student (the ceiling of another encoder): its label is then
+    not a system name, so it cannot clash with the run whose distilled student it shares."""
+    final = [{"label": "student: mpnet", "config": "m.yaml"},
+             {"label": "student: mpnet", "config": "m_sup.yaml", "student": False, "supervised": True,
+              "supervised_label": "supervised: mpnet"}]
+    sp = load_spec(_write_spec(tmp_path, {**SPEC, "final": final}))
+    assert [f.student for f in sp.final] == [True, False]
+    with pytest.raises(ConfigError, match="student: false needs supervised: true"):
+        load_spec(_write_spec(tmp_path, {**SPEC, "final": [{"label": "x", "config": "a.yaml", "student": False}]}))
+
+
 def test_load_spec_missing_or_not_a_mapping(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_spec(tmp_path / "nope.yaml")
