@@ -3,7 +3,8 @@
     data stats | folds | export | download   → ade_distill.data
     label                                    → ade_distill.teacher
     train | predict                          → ade_distill.student
-    score                                    → ade_distill.evaluation
+    aggregate                                → ade_distill.signals
+    score | browse                           → ade_distill.evaluation
     reproduce                                → ade_distill.experiments
 
 Each stage module exposes ``register(app)``; heavy imports (torch, transformers, openai) happen inside the
@@ -42,6 +43,7 @@ err_console = Console(stderr=True)
 STAGE_MODULES = (
     "ade_distill.teacher.cli",
     "ade_distill.student.cli",
+    "ade_distill.signals.cli",
     "ade_distill.evaluation.cli",
     "ade_distill.experiments.cli",
 )
@@ -81,6 +83,15 @@ def _data_root(data: Path | None) -> Path:
 DataOpt = Annotated[
     Path | None,
     typer.Option("--data", help="Data folder (default: $ADE_DISTILL_DATA, else ../shared/data)."),
+]
+InputFormatOpt = Annotated[
+    str | None,
+    typer.Option("--input-format", help="Records format of a --corpus path: jsonl, brat or bioc (default: detected)."),
+]
+LabelMapOpt = Annotated[
+    Path | None,
+    typer.Option("--label-map", help="BRAT/BioC label map YAML (project ↔ file labels, relation roles, "
+                 "discontinuous-span policy); or a shipped name such as n2c2_2018."),
 ]
 
 
@@ -135,16 +146,19 @@ def data_stats(
 @data_app.command("folds")
 def data_folds(
     out: Annotated[Path, typer.Option("--out", help="Folds file to write (JSON).")],
-    corpus: Annotated[str, typer.Option("--corpus", help="ade, ade-positive, cdr, cdr-test, ...")] = "ade",
+    corpus: Annotated[str, typer.Option("--corpus", help="ade, ade-positive, cdr, cdr-test, ... or a records "
+                                        "file (JSONL, BioC) or BRAT folder")] = "ade",
     k: Annotated[int, typer.Option("-k", "--k", help="Number of folds.")] = 10,
     seed: Annotated[int, typer.Option("--seed")] = 13,
     data: DataOpt = None,
+    input_format: InputFormatOpt = None,
+    label_map: LabelMapOpt = None,
 ) -> None:
     """Write k folds grouped by PubMed ID (no document in two folds); same seed → same file."""
     from ade_distill.data.corpora import load_corpus
     from ade_distill.data.folds import make_folds
 
-    examples = load_corpus(corpus, _data_root(data))
+    examples = load_corpus(corpus, _data_root(data), fmt=input_format, options=label_map)
     folds = make_folds(examples, k=k, seed=seed, corpus=corpus)
     folds.save(out)
     byid = {e.id: e for e in examples}
@@ -158,22 +172,31 @@ def data_folds(
 
 @data_app.command("export")
 def data_export(
-    out: Annotated[Path, typer.Option("--out", help="JSONL file to write.")],
-    corpus: Annotated[str, typer.Option("--corpus", help="ade, ade-positive, cdr, cdr-train|dev|test")] = "ade",
+    out: Annotated[Path, typer.Option("--out", help="File (JSONL, BioC .xml/.json) or BRAT folder to write.")],
+    corpus: Annotated[str, typer.Option("--corpus", help="ade, ade-positive, cdr, cdr-train|dev|test, or records "
+                                        "to convert: silver/predictions JSONL, a BioC file, a BRAT folder")] = "ade",
     only_with_relations: Annotated[
         bool, typer.Option("--only-with-relations", help="Keep only examples that have at least one relation.")
     ] = False,
     data: DataOpt = None,
+    fmt: Annotated[str, typer.Option("--format", help="Output: jsonl, brat (a folder to correct in a BRAT server) "
+                                     "or bioc (XML; JSON for a .json --out).")] = "jsonl",
+    input_format: InputFormatOpt = None,
+    label_map: LabelMapOpt = None,
 ) -> None:
-    """Export a gold corpus in the common JSONL schema."""
-    from ade_distill.data.corpora import load_corpus
-    from ade_distill.records import write_examples
+    """Export a gold corpus, or convert records between JSONL, BRAT and BioC (e.g. silver → BRAT for expert
+    correction, then the corrected BRAT folder → JSONL). What the output format cannot hold is counted."""
+    from ade_distill.data.corpora import CORPORA, load_corpus
+    from ade_distill.data.formats import write_records
 
-    examples = load_corpus(corpus, None if corpus.endswith((".jsonl", ".jsonl.gz")) else _data_root(data))
+    examples = load_corpus(corpus, _data_root(data) if corpus in CORPORA else None, fmt=input_format,
+                           options=label_map)
     if only_with_relations:
         examples = [e for e in examples if e.relations]
-    n = write_examples(out, examples)
-    console.print(f"wrote {n:,} examples of {corpus} to {out}")
+    report = write_records(out, examples, fmt, options=label_map)
+    console.print(f"wrote {report.records:,} examples of {corpus} to {out} ({report.fmt})", highlight=False)
+    if report.issues:
+        err_console.print(f"[yellow]warning:[/yellow] {report.summary()}", highlight=False, soft_wrap=True)
 
 
 @data_app.command("download")

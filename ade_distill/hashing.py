@@ -22,4 +22,20 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-__all__ = ["file_sha256"]
+def path_sha256(path: str | Path) -> str:
+    """:func:`file_sha256` of a file; for a folder (a BRAT collection), the SHA-256 of its files' relative
+    paths and hashes, in sorted order — any change of a file's name or content changes it.
+
+    Raises:
+        OSError: a file cannot be read.
+    """
+    p = Path(path)
+    if not p.is_dir():
+        return file_sha256(p)
+    h = hashlib.sha256()
+    for f in sorted(x for x in p.rglob("*") if x.is_file()):
+        h.update(f"{f.relative_to(p).as_posix()}\0{file_sha256(f)}\n".encode())
+    return h.hexdigest()
+
+
+__all__ = ["file_sha256", "path_sha256"]

@@ -1,7 +1,9 @@
-"""scripts/setup.sh: its choice of torch (keep / cuda / local / cpu-index) and the pip commands it runs.
+"""scripts/setup.sh: its choice of torch (keep / cuda / local / cpu-index), the pip commands it runs, and the
+Chromium step of ``--dev`` (have / apt / none) for the browser tests.
 
-Fast: fake ``python`` and ``nvidia-smi`` commands record what the script would run; two cases run the real pip
-dry run of the ``local`` check against scratch wheel folders, from an interpreter without torch. Nothing is
+Fast: fake ``python``, ``nvidia-smi``, ``apt-get``, ``id`` and ``chromium`` commands record what the script would
+run, on a PATH without the machine's own (so a real chromium or apt-get is never found); two cases run the real
+pip dry run of the ``local`` check against scratch wheel folders, from an interpreter without torch. Nothing is
 installed and nothing is downloaded.
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -38,22 +41,50 @@ exit 0
 """
 
 
-def _fake_bin(tmp_path: Path, gpu: bool) -> Path:
+# apt-get: logged, fails iff FAKE_APT_FAILS=1; id -u: $FAKE_UID (default 0, root)
+FAKE_APT_GET = """#!/usr/bin/env bash
+echo "apt-get $*" >> "$FAKE_LOG"
+[[ "${FAKE_APT_FAILS:-0}" != 1 ]]
+"""
+FAKE_ID = """#!/usr/bin/env bash
+[[ "$1" == "-u" ]] && echo "${FAKE_UID:-0}"
+"""
+
+
+def _fake_bin(tmp_path: Path, gpu: bool, chromium: bool = True, apt: bool = True) -> Path:
     bin_dir = tmp_path / "bin"
-    bin_dir.mkdir(exist_ok=True)
+    if bin_dir.exists():
+        shutil.rmtree(bin_dir)
+    bin_dir.mkdir()
     (bin_dir / "python").write_text(FAKE_PYTHON)
     # present either way, so a real nvidia-smi on the test machine is never the one found
     (bin_dir / "nvidia-smi").write_text(f"#!/usr/bin/env bash\nexit {0 if gpu else 1}\n")
+    (bin_dir / "id").write_text(FAKE_ID)
+    if apt:
+        (bin_dir / "apt-get").write_text(FAKE_APT_GET)
+    if chromium:
+        (bin_dir / "chromium").write_text("#!/usr/bin/env bash\nexit 0\n")
     for f in bin_dir.iterdir():
         f.chmod(0o755)
     return bin_dir
 
 
-def _run(tmp_path: Path, *args: str, gpu: bool = False, **env: str) -> tuple[subprocess.CompletedProcess, list[str]]:
-    bin_dir = _fake_bin(tmp_path, gpu)
+def _tools(tmp_path: Path) -> Path:
+    """The only real commands the script and the fakes need (not all of /usr/bin: it may hold a real chromium)."""
+    tools = tmp_path / "tools"
+    tools.mkdir(exist_ok=True)
+    for name in ("bash", "dirname"):
+        if not (tools / name).exists():
+            (tools / name).symlink_to(shutil.which(name))  # type: ignore[arg-type]
+    return tools
+
+
+def _run(tmp_path: Path, *args: str, gpu: bool = False, chromium: bool = True, apt: bool = True,
+         **env: str) -> tuple[subprocess.CompletedProcess, list[str]]:
+    bin_dir = _fake_bin(tmp_path, gpu, chromium, apt)
     log = tmp_path / "pip.log"
     log.write_text("")
-    full_env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path), "FAKE_LOG": str(log), **env}
+    full_env = {"PATH": f"{bin_dir}:{_tools(tmp_path)}", "HOME": str(tmp_path), "FAKE_LOG": str(log), **env}
     proc = subprocess.run(["bash", str(SETUP), *args], env=full_env, capture_output=True, text=True, timeout=60)
     return proc, log.read_text().splitlines()
 
@@ -105,6 +136,39 @@ def test_cpu_index_and_its_fallback(tmp_path: Path) -> None:
     proc, pip_calls = _run(tmp_path, FAKE_CPU_INDEX_FAILS="1")
     assert proc.returncode == 0 and "could not be used" in proc.stderr
     assert pip_calls[2:] == ["pip install torch>=2.2", "pip install -q -e .[offline]"]
+
+
+@pytest.mark.parametrize(("chromium", "uid", "apt", "browser"), [
+    (True, "0", True, "have"), (False, "0", True, "apt"), (False, "1000", True, "none"), (False, "0", False, "none"),
+])
+def test_print_plan_with_dev_names_the_chromium_step(tmp_path: Path, chromium: bool, uid: str, apt: bool,
+                                                     browser: str) -> None:
+    proc, calls = _run(tmp_path, "--dev", "--print-plan", chromium=chromium, apt=apt, FAKE_TORCH="1", FAKE_UID=uid)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["keep", f"browser: {browser}"]
+    assert calls == []  # a plan installs nothing
+    proc, _ = _run(tmp_path, "--print-plan", chromium=chromium, apt=apt, FAKE_TORCH="1", FAKE_UID=uid)
+    assert proc.stdout.splitlines() == ["keep"]  # without --dev there is no browser step
+
+
+def test_dev_installs_chromium_with_apt_as_root(tmp_path: Path) -> None:
+    proc, calls = _run(tmp_path, "--dev", chromium=False, FAKE_TORCH="1")
+    assert proc.returncode == 0, proc.stderr
+    assert calls == ["pip install -q -e .[dev]", "apt-get update -qq", "apt-get install -y -qq chromium"]
+    assert "installing chromium (apt-get)" in proc.stdout
+    proc, calls = _run(tmp_path, chromium=False, FAKE_TORCH="1")  # not --dev: no browser step
+    assert calls == ["pip install -q -e .[offline]"]
+
+
+def test_dev_without_chromium_or_root_goes_on_and_says_so(tmp_path: Path) -> None:
+    proc, calls = _run(tmp_path, "--dev", chromium=False, FAKE_TORCH="1", FAKE_APT_FAILS="1")
+    assert proc.returncode == 0 and "could not be installed" in proc.stderr
+    assert calls[1:] == ["apt-get update -qq"]
+    proc, calls = _run(tmp_path, "--dev", chromium=False, FAKE_TORCH="1", FAKE_UID="1000")
+    assert proc.returncode == 0 and "browser tests will be skipped" in proc.stderr
+    assert calls == ["pip install -q -e .[dev]"]
+    proc, calls = _run(tmp_path, "--dev", FAKE_TORCH="1")
+    assert proc.returncode == 0 and "chromium found" in proc.stdout and calls == ["pip install -q -e .[dev]"]
 
 
 def test_unknown_option_is_refused(tmp_path: Path) -> None:

@@ -13,18 +13,21 @@ from ade_distill.records import Example
 CORPORA = ("ade", "ade-positive", "cdr", "cdr-train", "cdr-dev", "cdr-test")
 
 
-def load_corpus(name: str, root: str | Path | None = None) -> list[Example]:
+def load_corpus(
+    name: str, root: str | Path | None = None, *, fmt: str | None = None, options: str | Path | None = None
+) -> list[Example]:
     """Load a gold corpus by name.
 
     * ``ade`` — ADE corpus v2, sentences with relations and ADE-NEG sentences;
     * ``ade-positive`` — only the 4,272 sentences with relations;
     * ``cdr`` — all three BC5CDR splits (``meta.split`` says which); ``cdr-train|dev|test`` — one split;
-    * a path to a ``.jsonl`` file in the common schema — your own gold corpus.
+    * a path to a ``.jsonl`` file in the common schema, a BRAT folder or a BioC file — your own corpus, read by
+      :func:`ade_distill.data.formats.read_records` (``fmt`` detected unless given; ``options``: a label map).
     """
-    if name.endswith((".jsonl", ".jsonl.gz")):
-        from ade_distill.records import read_examples
+    if name not in CORPORA and (name.endswith((".jsonl", ".jsonl.gz")) or Path(name).exists() or fmt):
+        from ade_distill.data.formats import read_records
 
-        return list(read_examples(name))
+        return read_records(name, fmt, options=options)
     base = Path(root) if root is not None else data_dir()
     if name == "ade":
         return read_ade_corpus(base / "ade_corpus_v2")
@@ -34,7 +37,8 @@ def load_corpus(name: str, root: str | Path | None = None) -> list[Example]:
         return [ex for split in SPLIT_FILES for ex in read_cdr(base / "bc5cdr", split)]
     if name.startswith("cdr-") and name[4:] in SPLIT_FILES:
         return read_cdr(base / "bc5cdr", name[4:])
-    raise ConfigError(f"unknown corpus {name!r}; expected one of {list(CORPORA)} or a .jsonl file")
+    raise ConfigError(f"unknown corpus {name!r}; expected one of {list(CORPORA)}, a .jsonl file, a BRAT folder "
+                      "or a BioC file")
 
 
 __all__ = ["CORPORA", "load_corpus", "AdeReport", "CdrReport"]

@@ -9,6 +9,7 @@ back to document offsets.
 from __future__ import annotations
 
 import gzip
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
@@ -28,6 +29,22 @@ def _open_binary(path: Path) -> IO[bytes]:
 
 def _node_text(el: ET.Element) -> str:
     return "".join(el.itertext()).strip()
+
+
+_YEAR = re.compile(r"\b(1[89]\d\d|2\d\d\d)\b")
+
+
+def publication_year(citation: ET.Element) -> int | None:
+    """The publication year of a ``MedlineCitation``: the journal issue's ``PubDate/Year``, else the first year
+    in its free-text ``PubDate/MedlineDate`` ("1998 Dec-1999 Jan" → 1998), else the electronic
+    ``ArticleDate/Year``; ``None`` when there is none. PubMed's own year of publication is the issue's."""
+    for path in ("Article/Journal/JournalIssue/PubDate/Year", "Article/Journal/JournalIssue/PubDate/MedlineDate",
+                 "Article/ArticleDate/Year"):
+        el = citation.find(path)
+        m = _YEAR.search(el.text or "") if el is not None else None
+        if m:
+            return int(m.group(1))
+    return None
 
 
 def _iter_citations(p: Path) -> Iterator[tuple[str, Example | None]]:
@@ -53,6 +70,7 @@ def _iter_citations(p: Path) -> Iterator[tuple[str, Example | None]]:
                     continue
                 pmid_el = el.find("PMID")
                 pmid = pmid_el.text.strip() if pmid_el is not None and pmid_el.text else None
+                year = publication_year(el)
                 title_el = el.find("Article/ArticleTitle")
                 title = _node_text(title_el) if title_el is not None else ""
                 parts = []
@@ -71,7 +89,10 @@ def _iter_citations(p: Path) -> Iterator[tuple[str, Example | None]]:
                     yield pmid, None
                     continue
                 text = f"{title} {' '.join(parts)}".strip()
-                yield pmid, Example(id=pmid, text=text, meta={"pmid": pmid, "source": p.name, "title_end": len(title)})
+                meta: dict[str, object] = {"pmid": pmid, "source": p.name, "title_end": len(title)}
+                if year is not None:
+                    meta["year"] = year
+                yield pmid, Example(id=pmid, text=text, meta=meta)
     except ET.ParseError as err:
         line = err.position[0] if hasattr(err, "position") else None
         raise DataError(f"malformed XML: {err}", path=p, line=line) from None
@@ -82,7 +103,8 @@ def _iter_citations(p: Path) -> Iterator[tuple[str, Example | None]]:
 def iter_medline_xml(path: str | Path) -> Iterator[Example]:
     """Stream citations with an abstract from a PubMed/MEDLINE XML file (``MedlineCitationSet`` or
     ``PubmedArticleSet``; gzip allowed). Text is ``title + " " + abstract``; structured abstract sections keep
-    their label as ``"LABEL: text"`` (the style of the ADE corpus sentences). Citations without an abstract are
+    their label as ``"LABEL: text"`` (the style of the ADE corpus sentences); ``meta.year`` is the publication
+    year (:func:`publication_year`) when the citation has one. Citations without an abstract are
     not documents and are not yielded; :func:`count_medline` reports how many there are.
 
     Raises:
@@ -144,9 +166,16 @@ def iter_plain_text(path: str | Path) -> Iterator[Example]:
 
 
 def sniff_format(path: str | Path) -> str:
-    """Guess the input format: ``records`` (common schema), ``abstracts`` (JSONL), ``medline`` or ``text``."""
+    """Guess the input format: ``records`` (common schema), ``abstracts`` (JSONL), ``medline``, ``text``, or
+    ``brat`` / ``bioc`` (records in those formats, :func:`ade_distill.data.formats.detect_format`)."""
+    from ade_distill.data.formats import is_bioc, is_brat
+
     p = Path(path)
     name = p.name.lower()
+    if is_brat(p):
+        return "brat"
+    if is_bioc(p):
+        return "bioc"
     if name.endswith((".xml", ".xml.gz")):
         return "medline"
     if name.endswith((".jsonl", ".json", ".jsonl.gz")):
@@ -171,8 +200,13 @@ def iter_documents(path: str | Path, fmt: str | None = None) -> Iterator[Example
         yield from iter_medline_xml(path)
     elif fmt == "text":
         yield from iter_plain_text(path)
+    elif fmt in ("brat", "bioc"):
+        from ade_distill.data.formats import read_records
+
+        yield from read_records(path, fmt)
     else:
-        raise DataError(f"unknown input format {fmt!r}; expected records, abstracts, medline or text", path=path)
+        raise DataError(f"unknown input format {fmt!r}; expected records, abstracts, medline, text, brat or bioc",
+                        path=path)
 
 
 def to_sentences(documents: Iterable[Example]) -> Iterator[Example]:

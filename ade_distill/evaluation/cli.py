@@ -1,4 +1,5 @@
-"""CLI commands of the evaluation stage (registered by ade_distill.cli): ``ade-distill score``."""
+"""CLI commands of the evaluation stage (registered by ade_distill.cli): ``ade-distill score`` and
+``ade-distill browse`` (the error browser page)."""
 
 from __future__ import annotations
 
@@ -25,12 +26,19 @@ def _parse_pred(spec: str) -> tuple[str, Path]:
     return name.strip(), Path(path.strip())
 
 
-def _read_gold(path: Path) -> list[Example]:
-    """Gold records; :class:`DataError` when there are none (scores of nothing would read as a score of 0)."""
-    from ade_distill.errors import DataError
-    from ade_distill.records import read_examples
+InputFormatOpt = Annotated[
+    str | None, typer.Option("--input-format", help="Format of --gold and --pred: jsonl, brat (folder) or bioc "
+                             "(XML/JSON) (default: detected per path).")]
+LabelMapOpt = Annotated[
+    Path | None, typer.Option("--label-map", help="BRAT/BioC label map YAML (or a shipped name, e.g. n2c2_2018).")]
 
-    gold = list(read_examples(path))
+
+def _read_gold(path: Path, fmt: str | None = None, label_map: Path | None = None) -> list[Example]:
+    """Gold records; :class:`DataError` when there are none (scores of nothing would read as a score of 0)."""
+    from ade_distill.data.formats import read_records
+    from ade_distill.errors import DataError
+
+    gold = read_records(path, fmt, options=label_map)
     if not gold:
         raise DataError("no gold records (empty file): nothing to score", path=path)
     return gold
@@ -42,11 +50,15 @@ def _unknown_labels(ex: Example, entity_labels: set[str], relation_labels: set[s
     return out + [r.label for r in ex.relations if relation_labels and r.label not in relation_labels]
 
 
-def _first_line_with(path: Path, labels: set[str]) -> tuple[int, str | None]:
+def _first_line_with(path: Path, labels: set[str], preds: Sequence[Example] = ()) -> tuple[int | None, str | None]:
     """Line and record id of the first record of ``path`` using one of ``labels`` (a second pass, only taken
-    when there is something to report)."""
+    when there is something to report); no line for BRAT and BioC input."""
+    from ade_distill.data.formats import detect_format
     from ade_distill.records import iter_jsonl, parse_example
 
+    if detect_format(path) != "jsonl":
+        uses = (ex.id for ex in preds if {s.label for s in ex.spans} & labels or {r.label for r in ex.relations} & labels)
+        return None, next(uses, None)
     for line, obj in iter_jsonl(path):
         ex = parse_example(obj, path=path, line=line)
         if any(s.label in labels for s in ex.spans) or any(r.label in labels for r in ex.relations):
@@ -64,7 +76,7 @@ def _check_labels(path: Path, preds: Sequence[Example], gold: Sequence[Example],
     unknown = Counter(lab for ex in preds for lab in _unknown_labels(ex, ents, rels))
     if not unknown:
         return
-    line, rid = _first_line_with(path, set(unknown))
+    line, rid = _first_line_with(path, set(unknown), preds)
     counts = ", ".join(f"{lab!r} {n:,}x" for lab, n in unknown.most_common())
     err = DataError(f"labels the gold does not use: {counts} (gold entity labels {sorted(ents)}, relation labels "
                     f"{sorted(rels)}); they can only count as false positives — rename them, or pass "
@@ -75,8 +87,9 @@ def _check_labels(path: Path, preds: Sequence[Example], gold: Sequence[Example],
 
 
 def score(
-    gold: Annotated[Path, typer.Option("--gold", help="Gold examples (JSONL, common schema).")],
-    pred: Annotated[list[str], typer.Option("--pred", help="NAME=PRED.jsonl; repeat for several systems.")],
+    gold: Annotated[Path, typer.Option("--gold", help="Gold examples: JSONL, a BRAT folder or a BioC file.")],
+    pred: Annotated[list[str], typer.Option("--pred", help="NAME=PATH (JSONL, BRAT folder, BioC file); repeat "
+                                            "for several systems.")],
     mode: Annotated[
         list[str] | None,
         typer.Option("--mode", help="strict|boundaries|lenient|text|concept|all; repeat or comma-separate for several"),
@@ -92,13 +105,17 @@ def score(
         bool, typer.Option("--allow-unknown-labels", help="Score predicted labels the gold never uses as false "
                            "positives (with a warning) instead of stopping.")
     ] = False,
+    input_format: InputFormatOpt = None,
+    label_map: LabelMapOpt = None,
 ) -> None:
-    """Score systems against gold: P/R/F1 with 95% bootstrap CIs per mode and level, paired tests, errors."""
+    """Score systems against gold: P/R/F1 with 95% bootstrap CIs per mode and level, paired tests, errors.
+
+    Gold and predictions may be JSONL, BRAT folders or BioC files (detected, or --input-format)."""
     from rich.console import Console
 
+    from ade_distill.data.formats import read_records
     from ade_distill.errors import ConfigError
     from ade_distill.evaluation.scoring import resolve_modes, score_systems, write_report_dir
-    from ade_distill.records import read_examples
 
     if fmt not in FORMATS:
         raise ConfigError(f"--format must be one of {list(FORMATS)}, not {fmt!r}")
@@ -106,8 +123,8 @@ def score(
     names = [n for n, _ in specs]
     if len(set(names)) != len(names):
         raise ConfigError(f"--pred names must be unique, got {names}")
-    gold_ex = _read_gold(gold)
-    systems = {name: list(read_examples(path)) for name, path in specs}
+    gold_ex = _read_gold(gold, input_format, label_map)
+    systems = {name: read_records(path, input_format, options=label_map) for name, path in specs}
     for name, path in specs:
         _check_labels(path, systems[name], gold_ex, allow_unknown_labels)
     modes = resolve_modes(mode or ["all"], gold_ex)
@@ -130,6 +147,42 @@ def score(
             typer.echo(msg, err=True)
 
 
+def browse(
+    gold: Annotated[Path, typer.Option("--gold", help="Gold examples (JSONL, BRAT or BioC).")],
+    pred: Annotated[list[str], typer.Option("--pred", help="NAME=PRED.jsonl; repeat for several systems.")],
+    out: Annotated[Path, typer.Option("--out", help="HTML file to write (one self-contained page).")],
+    mode: Annotated[str, typer.Option("--mode", help="strict, boundaries or lenient: what counts as correct.")] = "strict",
+    title: Annotated[str, typer.Option("--title", help="Page title (default: the gold file's name).")] = "",
+    missing_as_empty: Annotated[
+        bool, typer.Option("--missing-as-empty", help="Show gold ids without prediction as empty predictions.")
+    ] = False,
+    allow_unknown_labels: Annotated[
+        bool, typer.Option("--allow-unknown-labels", help="Accept predicted labels the gold never uses.")
+    ] = False,
+    input_format: InputFormatOpt = None,
+    label_map: LabelMapOpt = None,
+) -> None:
+    """Write an error browser: one HTML page (no server, no network) with every sentence's gold and predicted
+    spans and relations, each marked correct or with its error category — the counts equal `score`'s errors."""
+    from ade_distill.data.formats import read_records
+    from ade_distill.errors import ConfigError
+    from ade_distill.reports.browse import write_browse
+
+    specs = [_parse_pred(p) for p in pred]
+    names = [n for n, _ in specs]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"--pred names must be unique, got {names}")
+    gold_ex = _read_gold(gold, input_format, label_map)
+    systems = {name: read_records(path, input_format, options=label_map) for name, path in specs}
+    for name, path in specs:
+        _check_labels(path, systems[name], gold_ex, allow_unknown_labels)
+    page = write_browse(out, gold_ex, systems, mode, title=title or f"Errors on {gold.name}",
+                        missing_as_empty=missing_as_empty)
+    size = page.stat().st_size / 1e6
+    typer.echo(f"wrote {page} ({len(gold_ex):,} sentences, {len(systems)} system(s), {mode}, {size:.1f} MB)")
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``score`` to the root app."""
+    """Add ``score`` and ``browse`` to the root app."""
     app.command("score")(score)
+    app.command("browse")(browse)

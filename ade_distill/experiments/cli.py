@@ -91,14 +91,14 @@ def reproduce(
     if not run.folds_done:
         typer.echo("no fold finished within the time limit; rerun to resume", err=True)
         raise typer.Exit(3)
-    res, pooled, _gold = build_results(rep, run, command)
+    res, pooled, gold = build_results(rep, run, command)
     complete = len(run.folds_done) == cfg.folds.k
     # A partial run (the demo's --folds 1, or --max-minutes) never overwrites the report of a full run.
     out = full_report if (complete or report_dir is not None) else rep.run_dir / "report-partial"
     analysis_file = full_report / "analysis.md"
     analysis = analysis_file.read_text(encoding="utf-8") if analysis_file.is_file() and complete else ""
     dirs = [(d, d.relative_to(rep.run_dir)) for d in rep.result_dirs()]
-    write_report(res, pooled, out, analysis, dirs)
+    write_report(res, pooled, out, analysis, dirs, gold=gold)
     _final_table(res)
     typer.echo(f"report: {out}/README.md")
     if all_sentences:

@@ -158,15 +158,27 @@ def build_results(rep: Reproduction, run: RunResult, command: str) -> tuple[dict
     return res, pooled_preds, gold
 
 
+def write_report_browser(res: dict[str, Any], gold: Sequence[Example], pooled_preds: dict[str, list[Example]],
+                         path: Path) -> Path:
+    """The error browser page of a report: gold and every system's pooled predictions, strict categories (the
+    ``errors_strict`` counts of results.json)."""
+    from ade_distill.reports.browse import write_browse
+
+    title = f"{res['config_name']}: errors of {len(pooled_preds)} systems on {len(gold):,} test sentences"
+    return write_browse(path, gold, pooled_preds, "strict", title=title)
+
+
 def write_report(
     res: dict[str, Any],
     pooled_preds: dict[str, list[Example]],
     out_dir: Path,
     analysis: str = "",
     result_dirs: Sequence[tuple[Path, Path]] = (),
+    gold: Sequence[Example] | None = None,
 ) -> Path:
     """Write results.json, README.md, figures/*.png, predictions/*.jsonl and the fold-level results
-    (``result_dirs``: (source folder, path relative to ``out_dir/folds``)) into ``out_dir``."""
+    (``result_dirs``: (source folder, path relative to ``out_dir/folds``)) into ``out_dir``; with the pooled
+    ``gold``, also ``browse.html``, the error browser of the pooled predictions (strict categories)."""
     from ade_distill.reports import figures
     from ade_distill.reports.markdown import render_report
 
@@ -177,6 +189,8 @@ def write_report(
     (out_dir / "predictions").mkdir(exist_ok=True)
     for s, preds in pooled_preds.items():
         write_examples(out_dir / "predictions" / file_name(s), preds)
+    if gold is not None and pooled_preds:
+        write_report_browser(res, gold, pooled_preds, out_dir / "browse.html")
     figs: dict[str, str] = {}
     if res["pooled"]:
         figures.f1_by_system(res["pooled"], res["systems"], res["modes"], out_dir / "figures" / "f1_by_system.png")

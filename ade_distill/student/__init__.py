@@ -15,11 +15,15 @@ Library::
     path = train_student(load_task("ade"), train, dev, TrainConfig(epochs=3), Path("runs/student"))
     model = StudentExtractor.from_pretrained(path)          # quantize=True for dynamic int8 on CPU
     preds = model.predict(examples, batch_size=64)           # list[Example], with Span/Relation scores
+    ens = EnsembleExtractor.from_pretrained([a, b, c])       # the vote of reproduce; same predict interface
+    model = StudentExtractor.from_pretrained(path, runtime="onnx")   # after `ade-distill export-onnx`
 
 CLI::
 
     ade-distill train --task ade --train silver.jsonl --dev dev.jsonl --out runs/student
     ade-distill predict --model runs/student --input pubmed_abstracts.jsonl --out preds.jsonl
+    ade-distill predict --model runs/a --model runs/b --model runs/c [--min-votes 2] --input ... --out ...
+    ade-distill export-onnx --model runs/student [--int8 --check-gold dev.jsonl]   # then predict --runtime onnx
 
 Several GPUs (or CPU processes) through Hugging Face Accelerate — the same command under ``accelerate launch``::
 
@@ -35,14 +39,17 @@ spaCy::
 Modules: ``encoders`` (encoder aliases), ``encode`` (char spans ↔ word BIO ↔ first-sub-word labels), ``data``
 (features, collation, length-grouped batches), ``modules``/``pairwise`` (torch modules), ``config``
 (``StudentConfig``, saved as ``student.json``), ``model`` (``StudentExtractor``: predict/save/load), ``train``,
-``predict`` (documents, files), ``card`` (model card), ``spacy_component``, ``cli``.
+``predict`` (documents, files), ``ensemble`` (``EnsembleExtractor``: several folders by vote), ``onnx_export``
+(export, export check, int8 behind an accuracy guard), ``onnx_runtime`` (ONNX Runtime forward passes), ``card``
+(model card), ``spacy_component``, ``cli``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["StudentExtractor", "StudentConfig", "TrainConfig", "train_student", "resolve_encoder"]
+__all__ = ["StudentExtractor", "EnsembleExtractor", "StudentConfig", "TrainConfig", "train_student",
+           "resolve_encoder"]
 
 
 def __getattr__(name: str) -> Any:  # lazy: `import ade_distill.student` must not import torch
@@ -50,6 +57,10 @@ def __getattr__(name: str) -> Any:  # lazy: `import ade_distill.student` must no
         from ade_distill.student.model import StudentExtractor
 
         return StudentExtractor
+    if name == "EnsembleExtractor":
+        from ade_distill.student.ensemble import EnsembleExtractor
+
+        return EnsembleExtractor
     if name == "StudentConfig":
         from ade_distill.student.config import StudentConfig
 

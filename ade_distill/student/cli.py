@@ -1,7 +1,11 @@
-"""CLI commands of the student stage (registered by ade_distill.cli): ``train``, ``predict``, ``adapt-encoder``.
+"""CLI commands of the student stage (registered by ade_distill.cli): ``train``, ``predict``, ``adapt-encoder``,
+``export-onnx``.
 
     ade-distill train --task ade --train silver.jsonl [--dev dev.jsonl | --dev-fraction 0.1] --out runs/student
     ade-distill predict --model runs/student --input abstracts.jsonl --out preds.jsonl
+    ade-distill predict --model runs/a --model runs/b --model runs/c [--min-votes 2] --input ... --out ...
+    ade-distill export-onnx --model runs/student [--int8 --check-gold dev.jsonl]; predict ... --runtime onnx
+    ade-distill predict --engine ray --model runs/student --input 'medline/*.xml.gz' --out preds/ [--workers 8]
     ade-distill adapt-encoder --texts abstracts.jsonl --out runs/minilm-pubmed [--exclude gold.jsonl]
 
 Heavy imports (torch, transformers) happen inside the commands.
@@ -56,10 +60,14 @@ def train(
                            help="Pick head/tail thresholds on the dev set after training.")
     ] = False,
     threads: Annotated[int | None, typer.Option("--threads", help="torch CPU threads.")] = None,
+    input_format: Annotated[
+        str | None, typer.Option("--input-format", help="--train/--dev format: jsonl, brat or bioc (default: detected).")
+    ] = None,
 ) -> None:
-    """Train a student (drug-conditioned extractor or pairwise ablation) on gold or silver records."""
+    """Train a student (drug-conditioned extractor or pairwise ablation) on gold or silver records (JSONL, a BRAT
+    folder or a BioC file)."""
     from ade_distill.errors import ConfigError
-    from ade_distill.hashing import file_sha256
+    from ade_distill.hashing import path_sha256
     from ade_distill.student.train import TrainConfig, read_training_file, train_student
     from ade_distill.tasks.spec import load_task
 
@@ -71,8 +79,8 @@ def train(
         threads=threads, dev_fraction=dev_fraction, tail_head=tail_head, window_long_texts=window_long_texts,
         calibrate_thresholds=calibrate_thresholds,
     )
-    examples, excluded = _usable(train_file, read_training_file(train_file, spec))
-    prov: dict[str, object] = {"train_file": str(train_file), "train_sha256": file_sha256(train_file),
+    examples, excluded = _usable(train_file, read_training_file(train_file, spec, input_format))
+    prov: dict[str, object] = {"train_file": str(train_file), "train_sha256": path_sha256(train_file),
                                "train_excluded_by_teacher_status": excluded}
     if (folds is None) != (fold is None):
         raise ConfigError("--folds and --fold go together")
@@ -87,36 +95,94 @@ def train(
         prov.update({"folds_file": str(folds), "held_out_fold": fold})
     dev_examples = None
     if dev is not None:
-        dev_examples, dev_excluded = _usable(dev, read_training_file(dev, spec))
-        prov.update({"dev_file": str(dev), "dev_sha256": file_sha256(dev), "dev_excluded_by_teacher_status": dev_excluded})
+        dev_examples, dev_excluded = _usable(dev, read_training_file(dev, spec, input_format))
+        prov.update({"dev_file": str(dev), "dev_sha256": path_sha256(dev), "dev_excluded_by_teacher_status": dev_excluded})
     path = train_student(spec, examples, dev_examples, config, out, provenance=prov)
     metrics = json.loads((path / "metrics.json").read_text(encoding="utf-8"))
     typer.echo(f"saved {path} (best dev: {metrics.get('best_dev')})")
 
 
 def predict(
-    model: Annotated[Path, typer.Option("--model", help="Student folder (ade-distill train --out).")],
-    input_path: Annotated[Path, typer.Option("--input", help="Records/abstracts JSONL, MEDLINE XML or text.")],
-    out: Annotated[Path, typer.Option("--out", help="Predictions JSONL (common schema).")],
+    model: Annotated[list[Path], typer.Option("--model", help="Student folder (ade-distill train --out); repeat "
+                                              "it for an ensemble that votes on relations.")],
+    input_path: Annotated[Path, typer.Option("--input", help="Records/abstracts JSONL, MEDLINE XML or text. "
+                                             "--engine ray: files, a folder or a quoted glob ('medline/*.xml.gz').")],
+    out: Annotated[Path, typer.Option("--out", help="Predictions JSONL (common schema); --engine ray: a folder.")],
     batch_size: Annotated[int, typer.Option("--batch-size")] = 64,
     split: Annotated[str, typer.Option("--split", help="auto (long texts only), always or never.")] = "auto",
     input_format: Annotated[
-        str | None, typer.Option("--format", help="records, abstracts, medline or text (default: sniffed).")
+        str | None, typer.Option("--format", help="records, abstracts, medline, text, brat or bioc (default: sniffed).")
     ] = None,
-    quantize: Annotated[bool, typer.Option("--quantize/--no-quantize", help="Dynamic int8 (CPU).")] = False,
-    threads: Annotated[int | None, typer.Option("--threads", help="torch CPU threads.")] = None,
+    quantize: Annotated[bool, typer.Option("--quantize/--no-quantize", help="int8: dynamic in torch; with "
+                                           "--runtime onnx, the int8 export that passed its accuracy guard.")] = False,
+    threads: Annotated[int | None, typer.Option("--threads", help="torch (and ONNX Runtime) CPU threads.")] = None,
+    min_votes: Annotated[
+        int | None, typer.Option("--min-votes", help="Ensemble: members that must predict a relation (default: a "
+                                 "majority, as in reproduce).")
+    ] = None,
+    boundary: Annotated[
+        str, typer.Option("--boundary", help="Ensemble vote: exact, or consensus (span variants first mapped onto "
+                          "the members' majority variant).")
+    ] = "exact",
+    runtime: Annotated[
+        str, typer.Option("--runtime", help="torch, or onnx (the folder's export: ade-distill export-onnx).")
+    ] = "torch",
+    engine: Annotated[
+        str, typer.Option("--engine", help="single (this process, one file) or ray (a Ray Data actor pool: one "
+                          "output file per input file plus manifest.json, resumable; RAY_ADDRESS for a cluster).")
+    ] = "single",
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, help="--engine ray: actors (default: one per GPU, else per "
+                                 "--threads CPUs; locally, the CPUs Ray may use = workers x threads).")
+    ] = None,
+    gpus_per_worker: Annotated[
+        float | None, typer.Option("--gpus-per-worker", min=0, help="--engine ray: GPUs per actor (default: 1 "
+                                   "when the cluster has GPUs, else 0; 0.5 puts two actors on a GPU).")
+    ] = None,
+    out_format: Annotated[
+        str, typer.Option("--out-format", help="--engine ray: jsonl, or parquet (needs pyarrow).")
+    ] = "jsonl",
 ) -> None:
-    """Predict entities and relations for texts or abstracts; long documents are split into sentences."""
+    """Predict entities and relations for texts or abstracts; long documents are split into sentences. Several
+    --model folders predict as an ensemble (the relation vote of reproduce). --engine ray predicts many files
+    (e.g. PubMed's baseline) on Ray, one shard per file, skipping the shards an earlier run finished."""
+    from ade_distill.errors import ConfigError
     from ade_distill.student.predict import predict_file
 
+    if engine == "ray":
+        _predict_ray(model, input_path, out, workers=workers, threads=threads, gpus_per_worker=gpus_per_worker,
+                     out_format=out_format, input_format=input_format, batch_size=batch_size, split=split,
+                     quantize=quantize, runtime=runtime, min_votes=min_votes, boundary=boundary)
+        return
+    if engine != "single":
+        raise ConfigError(f"--engine must be single or ray, not {engine!r}")
+    if workers is not None or gpus_per_worker is not None or out_format != "jsonl":
+        raise ConfigError("--workers, --gpus-per-worker and --out-format go with --engine ray")
     if threads:
         import torch
 
         torch.set_num_threads(threads)
     stats = predict_file(model, input_path, out, batch_size=batch_size, split=split, input_format=input_format,
-                         quantize=quantize)
+                         quantize=quantize, min_votes=min_votes, boundary=boundary, runtime=runtime)
     typer.echo(f"wrote {stats['documents']} records ({stats['spans']} spans, {stats['relations']} relations) "
                f"to {out} in {stats['seconds']}s")
+
+
+def _predict_ray(model: list[Path], inputs: Path, out: Path, **options: object) -> None:
+    """``predict --engine ray`` (:func:`ade_distill.student.ray_engine.predict_ray`), with a line per shard."""
+    from ade_distill.student.ray_engine import predict_ray
+
+    done = [0]
+
+    def report(entry: dict) -> None:
+        done[0] += 1
+        typer.echo(f"[{done[0]}] {entry['input']} → {out / entry['output']}: {entry['records']:,} records, "
+                   f"{entry['sentences']:,} sentences in {entry['seconds']}s")
+
+    s = predict_ray(model, str(inputs), out, on_shard=report, **options)  # type: ignore[arg-type]
+    typer.echo(f"{s['predicted']} shards predicted, {s['skipped']} already finished, of {s['shards']}: "
+               f"{s['records']:,} records ({s['sentences']:,} sentences, {s['relations']:,} relations) with "
+               f"{s['workers']} workers in {s['seconds']}s; manifest {out / 'manifest.json'}")
 
 
 def adapt_encoder(
@@ -138,10 +204,10 @@ def adapt_encoder(
     """Continue masked-LM pretraining of an encoder on unlabeled in-domain text (domain adaptation)."""
     from pydantic import ValidationError
 
+    from ade_distill.data.formats import read_records
     from ade_distill.data.unlabeled import iter_documents
     from ade_distill.errors import ConfigError
     from ade_distill.experiments.protocol import filter_documents
-    from ade_distill.records import read_examples
     from ade_distill.student.adapt import AdaptConfig
     from ade_distill.student.adapt import adapt_encoder as run
 
@@ -157,7 +223,7 @@ def adapt_encoder(
     docs = list(iter_documents(texts))
     guard = None
     if exclude:
-        held = [e for path in exclude for e in read_examples(path)]
+        held = [e for path in exclude for e in read_records(path)]
         docs, guard = filter_documents(docs, held)
         typer.echo(f"excluded {guard['removed_by_pmid']} documents by PMID and {guard['removed_by_text']} by text")
     summary = run(encoder, [d.text for d in docs], out, cfg)
@@ -186,8 +252,69 @@ def _usable(path: Path, examples: list) -> tuple[list, dict[str, int]]:
     return kept, excluded
 
 
+def export_onnx(
+    model: Annotated[Path, typer.Option("--model", help="Student folder (ade-distill train --out).")],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Export folder (default: MODEL/onnx; replaced if it exists).")
+    ] = None,
+    int8: Annotated[
+        bool, typer.Option("--int8/--no-int8", help="Also make an int8 model (dynamic quantization), kept only "
+                           "if it passes the accuracy guard.")
+    ] = False,
+    check_gold: Annotated[
+        Path | None, typer.Option("--check-gold", help="Held-out labelled records for the int8 guard (default: "
+                                  "the student's dev file, if it still exists unchanged).")
+    ] = None,
+    max_f1_loss: Annotated[
+        float, typer.Option("--max-f1-loss", help="Refuse int8 when it loses more relation F1 points (strict "
+                            "or lenient) than this.")
+    ] = 0.5,
+    reference: Annotated[
+        str | None, typer.Option("--guard-reference", help="What the int8 loss is measured against: gold (the "
+                                 "check labels; default) or fp32 (the fp32 predictions).")
+    ] = None,
+    per_channel: Annotated[
+        bool, typer.Option("--per-channel/--per-tensor", help="int8 weight scales per output channel or per matrix.")
+    ] = True,
+    float_ffn_output: Annotated[
+        bool, typer.Option("--float-ffn-output/--int8-ffn-output", help="Keep the feed-forward output projections "
+                           "in float (more accurate) or quantize them too (faster).")
+    ] = True,
+    tolerance: Annotated[
+        float, typer.Option("--tolerance", help="Largest |ONNX - torch| logit difference accepted at export.")
+    ] = 1e-4,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 64,
+    threads: Annotated[int | None, typer.Option("--threads", help="torch and ONNX Runtime CPU threads.")] = None,
+) -> None:
+    """Export a student to ONNX (checked against torch) and optionally an int8 model behind an accuracy guard;
+    predict with them by `ade-distill predict --runtime onnx [--quantize]`."""
+    from ade_distill.student.onnx_export import export_onnx as run_export
+    from ade_distill.student.onnx_export import quantize_int8
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    check = None
+    if check_gold is not None:
+        from ade_distill.student.train import read_training_file
+        from ade_distill.tasks.spec import load_task
+
+        check = read_training_file(check_gold, load_task(model / "task.yaml"))
+    folder = run_export(model, out, tolerance=tolerance, probe_texts=[e.text for e in (check or [])[:16]])
+    manifest = json.loads((folder / "onnx.json").read_text(encoding="utf-8"))
+    typer.echo(f"exported {folder} (max |onnx - torch|: {manifest['check']['max_abs_diff']})")
+    if int8:
+        report = quantize_int8(folder, check, check_source=str(check_gold) if check_gold else "given",
+                               max_f1_loss=max_f1_loss, reference=reference, per_channel=per_channel,
+                               float_ffn_output=float_ffn_output, batch_size=batch_size)
+        speed = report["sentences_per_second"]
+        typer.echo(f"int8 accepted: {report['message']}; {speed['fp32']} → {speed['int8']} sentences/s")
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``train``, ``predict`` and ``adapt-encoder`` to the root app."""
+    """Add ``train``, ``predict``, ``adapt-encoder`` and ``export-onnx`` to the root app."""
     app.command("train")(train)
     app.command("predict")(predict)
     app.command("adapt-encoder")(adapt_encoder)
+    app.command("export-onnx")(export_onnx)

@@ -58,6 +58,29 @@ def build_module(
     raise ConfigError(f"unknown architecture {architecture!r}; expected 'drug_conditioned' or 'pairwise'")
 
 
+# The two forward passes prediction needs, shared by StudentExtractor (torch runtime) and the ONNX export
+# (ade_distill.student.onnx_export), so that an exported graph computes exactly what predict runs in torch.
+def stage1_forward(
+    module: torch.nn.Module, architecture: str, input_ids: torch.Tensor, attention_mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token states (B, T, H) and stage-1 logits (B, T, C): head BIO tags (drug_conditioned) or the joint tag
+    set (pairwise)."""
+    states = module.encode(input_ids, attention_mask)
+    layer = module.entity_classifier if architecture == "pairwise" else module.head_classifier
+    return states, layer(states)
+
+
+def stage2_forward(
+    module: torch.nn.Module, architecture: str, states: torch.Tensor, index: torch.Tensor, *masks: torch.Tensor
+) -> torch.Tensor:
+    """Stage-2 logits: tail BIO logits (M, T, 3) per head mention (``masks``: the mention's token mask), or
+    P(related) logits (P, 2) per candidate pair (``masks``: head and tail token masks). ``index`` gives each
+    mention's or pair's row of the batch."""
+    if architecture == "pairwise":
+        return module.pair_logits(states, index, *masks)
+    return module.tail_logits(states, index, *masks)
+
+
 def _quiet_transformers() -> None:
     try:
         from transformers.utils import logging as hf_logging
@@ -131,13 +154,22 @@ class StudentExtractor:
     """A student model ready to predict, save and load. Build one with :func:`StudentExtractor.from_pretrained`
     or :meth:`StudentExtractor.from_encoder` (fresh heads, for training)."""
 
-    def __init__(self, module: torch.nn.Module, tokenizer: Any, task: TaskSpec, config: StudentConfig) -> None:
+    def __init__(
+        self, module: torch.nn.Module | None, tokenizer: Any, task: TaskSpec, config: StudentConfig, *,
+        onnx: Any | None = None,
+    ) -> None:
+        """``module`` runs the forward passes in torch; a student loaded for ONNX Runtime has none and an
+        ``onnx`` forward instead (:class:`~ade_distill.student.onnx_runtime.OnnxForward`). Decoding is the same
+        code either way."""
+        if module is None and onnx is None:
+            raise ConfigError("a student needs a torch module or an ONNX forward")
         self.module = module
         self.tokenizer = tokenizer
         self.task = task
         self.config = config
         self.source: str = "in-memory"
         self.quantized = False
+        self.onnx = onnx
 
     # -- construction ------------------------------------------------------------------------------------
     @classmethod
@@ -152,13 +184,25 @@ class StudentExtractor:
         return cls(module, tokenizer, task, config)
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, *, quantize: bool = False) -> StudentExtractor:
+    def from_pretrained(cls, path: str | Path, *, quantize: bool = False, runtime: str = "torch") -> StudentExtractor:
         """Load a folder written by :meth:`save_pretrained`; ``quantize`` applies dynamic int8 quantization.
 
+        ``runtime="onnx"`` loads the folder's ONNX export instead of the torch weights (``path/onnx``, written by
+        ``ade-distill export-onnx``, or an export folder itself) and runs it with ONNX Runtime on CPU;
+        ``quantize`` then selects the int8 export, which exists only when it passed its accuracy guard (see
+        :mod:`ade_distill.student.onnx_runtime`).
+
         Raises:
-            ConfigError: a file of the folder is missing (:func:`~ade_distill.student.folder.check_student_folder`).
+            ConfigError: a file of the folder is missing (:func:`~ade_distill.student.folder.check_student_folder`),
+                an unknown runtime, or no (current) ONNX export.
             DataError: a file is corrupt or does not fit the others (named in the message).
         """
+        if runtime == "onnx":
+            from ade_distill.student.onnx_runtime import load_onnx_student
+
+            return load_onnx_student(path, int8=quantize)
+        if runtime != "torch":
+            raise ConfigError(f"runtime must be 'torch' or 'onnx', not {runtime!r}")
         from transformers import AutoConfig, AutoModel
 
         from ade_distill.student.folder import check_student_folder, load_tokenizer, load_weights
@@ -192,6 +236,8 @@ class StudentExtractor:
 
         if self.quantized:
             raise ConfigError("a quantized student cannot be saved; save the float model and quantize on load")
+        if self.module is None:
+            raise ConfigError("a student loaded for ONNX Runtime cannot be saved; save the torch student instead")
         p = Path(path)
         p.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent))
@@ -233,6 +279,8 @@ class StudentExtractor:
 
         from torch.ao.quantization import quantize_dynamic
 
+        if self.module is None:
+            raise ConfigError("an ONNX student is quantized at export (ade-distill export-onnx --int8), not on load")
         self.module.eval()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch.ao.quantization deprecation notices
@@ -242,6 +290,8 @@ class StudentExtractor:
 
     @property
     def device(self) -> torch.device:
+        if self.module is None:  # ONNX Runtime on CPU
+            return torch.device("cpu")
         try:
             return next(self.module.parameters()).device
         except StopIteration:  # pragma: no cover - a quantized module may expose no float parameters
@@ -269,19 +319,14 @@ class StudentExtractor:
         """Raw predictions per encoding: spans ``(start, end, label, score)`` in character offsets and
         relations ``(head_index, tail_index, score)`` into that span list. Batches are sorted by length and
         padded per batch."""
-        self.module.eval()
+        if self.module is not None:
+            self.module.eval()
         order = sorted(range(len(encodings)), key=lambda i: len(encodings[i]))
         results: list[Any] = [None] * len(encodings)
-        pad = self.tokenizer.pad_token_id or 0
         for k in range(0, len(order), batch_size):
             idx = order[k : k + batch_size]
             batch = [encodings[i] for i in idx]
-            width = max(len(e) for e in batch)
-            ids = torch.full((len(batch), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for b, e in enumerate(batch):
-                ids[b, : len(e)] = torch.tensor(e.input_ids)
-                mask[b, : len(e)] = 1
+            ids, mask = self.pad(batch)
             ids, mask = ids.to(self.device), mask.to(self.device)
             if self.config.architecture == "pairwise":
                 outs = self._extract_pairwise(batch, ids, mask)
@@ -291,11 +336,35 @@ class StudentExtractor:
                 results[i] = o
         return results
 
+    def pad(self, batch: Sequence[Encoding]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Input ids and attention mask of a batch, padded to its longest encoding (CPU tensors)."""
+        pad = self.tokenizer.pad_token_id or 0
+        width = max(len(e) for e in batch)
+        ids = torch.full((len(batch), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for b, e in enumerate(batch):
+            ids[b, : len(e)] = torch.tensor(e.input_ids)
+            mask[b, : len(e)] = 1
+        return ids, mask
+
+    def stage1(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token states and stage-1 logits for a padded batch (:func:`stage1_forward`), in torch or ONNX Runtime."""
+        if self.onnx is not None:
+            return self.onnx.stage1(ids, mask)
+        assert self.module is not None
+        return stage1_forward(self.module, self.config.architecture, ids, mask)
+
+    def stage2(self, states: torch.Tensor, index: torch.Tensor, *masks: torch.Tensor) -> torch.Tensor:
+        """Stage-2 logits (:func:`stage2_forward`), in torch or ONNX Runtime."""
+        if self.onnx is not None:
+            return self.onnx.stage2(states, index, *masks)
+        assert self.module is not None
+        return stage2_forward(self.module, self.config.architecture, states, index, *masks)
+
     def _extract_conditioned(self, batch: Sequence[Encoding], ids: torch.Tensor, mask: torch.Tensor) -> list[Any]:
-        m = self.module
         cfg = self.config
-        states = m.encode(ids, mask)
-        hp = torch.softmax(m.head_classifier(states).float(), dim=-1)
+        states, head_logits = self.stage1(ids, mask)
+        hp = torch.softmax(head_logits.float(), dim=-1)
         mentions: list[tuple[int, int, int, float]] = []
         for b, e in enumerate(batch):
             p = hp[b, list(e.first_token)].tolist()
@@ -313,7 +382,7 @@ class StudentExtractor:
             rows = tw[index]
             mmask = ((rows >= ws_t) & (rows < we_t)).float().to(ids.device)
             index = index.to(ids.device)
-            tp = torch.softmax(m.tail_logits(states, index, mmask).float(), dim=-1)
+            tp = torch.softmax(self.stage2(states, index, mmask).float(), dim=-1)
             for j, (b, _, _, _) in enumerate(mentions):
                 p = tp[j, list(batch[b].first_token)].tolist()
                 tails_of[j] = _decode_words(p, cfg.tail_threshold)
@@ -342,10 +411,9 @@ class StudentExtractor:
         return outs
 
     def _extract_pairwise(self, batch: Sequence[Encoding], ids: torch.Tensor, mask: torch.Tensor) -> list[Any]:
-        m = self.module
         cfg = self.config
-        states = m.encode(ids, mask)
-        ep = torch.softmax(m.entity_classifier(states).float(), dim=-1)
+        states, entity_logits = self.stage1(ids, mask)
+        ep = torch.softmax(entity_logits.float(), dim=-1)
         head_label, tail_label = self.task.head_label, self.task.tail_label
         per: list[tuple[list[Any], list[Any]]] = []
         for b, e in enumerate(batch):
@@ -366,7 +434,7 @@ class StudentExtractor:
         probs: list[float] = []
         if pb:
             d = ids.device
-            pl = m.pair_logits(states, torch.tensor(pb, device=d), torch.tensor(hm, device=d), torch.tensor(tm, device=d))
+            pl = self.stage2(states, torch.tensor(pb, device=d), torch.tensor(hm, device=d), torch.tensor(tm, device=d))
             probs = torch.softmax(pl.float(), dim=-1)[:, 1].tolist()
         outs: list[Any] = []
         for b, (heads, tails) in enumerate(per):
@@ -409,13 +477,16 @@ class StudentExtractor:
         return Example(id=ex.id, text=ex.text, spans=tuple(out_spans), relations=tuple(out_rels), meta=m)
 
     def describe(self) -> dict[str, Any]:
-        return {
+        out = {
             "model": self.source,
             "architecture": self.config.architecture,
             "encoder": self.config.encoder,
             "task": self.task.name,
             "quantized": self.quantized,
         }
+        if self.onnx is not None:  # (torch predictions keep the keys they always had)
+            out["runtime"] = "onnx"
+        return out
 
 
 def _decode_words(probs: Sequence[Sequence[float]], threshold: float, b: int = 1) -> list[tuple[int, int, float]]:

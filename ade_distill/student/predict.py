@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -92,8 +92,19 @@ def _chunks(it: Iterable[Example], size: int) -> Iterable[list[Example]]:
         yield buf
 
 
+def predict_documents(
+    model: Any, documents: Iterable[Example], *, batch_size: int = 64, split: str = "auto", chunk: int = 2048
+) -> Iterator[Example]:
+    """Predictions for a stream of documents, in input order, ``chunk`` documents per ``model.predict`` call
+    (a :class:`StudentExtractor` or an ensemble). The one loop from documents to records: :func:`predict_file`
+    runs it over a file, and the Ray engine (:mod:`ade_distill.student.ray_engine`) over each shard, so both
+    give the same records (batches are formed within a chunk, so the same chunks give the same numbers)."""
+    for docs in _chunks(documents, chunk):
+        yield from model.predict(docs, batch_size=batch_size, split=split)
+
+
 def predict_file(
-    model_dir: str | Path,
+    model_dir: str | Path | Sequence[str | Path],
     input_path: str | Path,
     out_path: str | Path,
     *,
@@ -102,24 +113,32 @@ def predict_file(
     input_format: str | None = None,
     quantize: bool = False,
     chunk: int = 2048,
+    min_votes: int | None = None,
+    boundary: str = "exact",
+    runtime: str = "torch",
 ) -> dict[str, Any]:
     """Predict every document of ``input_path`` (records / abstracts JSONL / MEDLINE XML / text, sniffed) and
-    write records in the common schema to ``out_path`` (atomically). Returns counts and timing."""
+    write records in the common schema to ``out_path`` (atomically). Returns counts and timing.
+
+    Several model folders predict as an ensemble (:class:`~ade_distill.student.ensemble.EnsembleExtractor`: a
+    relation needs ``min_votes`` members, by default a majority); ``runtime="onnx"`` runs each folder's ONNX
+    export (``quantize``: its guarded int8 model)."""
     from ade_distill.data.unlabeled import iter_documents
     from ade_distill.records import write_examples
-    from ade_distill.student.model import StudentExtractor
+    from ade_distill.student.ensemble import load_extractor
 
-    model = StudentExtractor.from_pretrained(model_dir, quantize=quantize)
+    dirs = [model_dir] if isinstance(model_dir, str | Path) else list(model_dir)
+    model = load_extractor(dirs, min_votes=min_votes, boundary=boundary, quantize=quantize, runtime=runtime)
     stats = {"documents": 0, "spans": 0, "relations": 0, "seconds": 0.0}
     t0 = time.perf_counter()
 
     def gen() -> Iterable[Example]:
-        for docs in _chunks(iter_documents(input_path, input_format), chunk):
-            for ex in predict_examples(model, docs, batch_size=batch_size, split=split):
-                stats["documents"] += 1
-                stats["spans"] += len(ex.spans)
-                stats["relations"] += len(ex.relations)
-                yield ex
+        docs = iter_documents(input_path, input_format)
+        for ex in predict_documents(model, docs, batch_size=batch_size, split=split, chunk=chunk):
+            stats["documents"] += 1
+            stats["spans"] += len(ex.spans)
+            stats["relations"] += len(ex.relations)
+            yield ex
 
     write_examples(out_path, gen())
     stats["seconds"] = round(time.perf_counter() - t0, 3)

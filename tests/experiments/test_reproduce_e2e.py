@@ -51,6 +51,12 @@ def test_replay_reproduction_report_rescore_and_resume(tmp_path: Path, ade_first
         assert all(c["clean"] for c in fold["contamination"].values())
     for fig in ("f1_by_system.png", "cost_and_speed.png"):
         assert (report / "figures" / fig).stat().st_size > 1000
+    # the error browser of the pooled predictions, its counts those of the report's strict error analysis
+    page = (report / "browse.html").read_text(encoding="utf-8")
+    data = json.loads(page.split('id="browse-data">', 1)[1].split("</script>", 1)[0])
+    assert data["systems"] == results["systems"] and len(data["sentences"]) == n_pos
+    assert {s: {lvl: {c: n for c, n in cs.items() if c != "correct"} for lvl, cs in data["counts"][s].items()}
+            for s in data["systems"]} == results["errors_strict"]
     md = (report / "README.md").read_text()
     assert "ade-distill reproduce" in md and "Paired tests" in md and "clean=True" in md
     from ade_distill.provenance import describe, software_provenance

@@ -9,7 +9,11 @@ Specs accepted by :func:`make_backend`:
 * ``azure:ENDPOINT:DEPLOYMENT`` — Azure OpenAI, key from ``$AZURE_OPENAI_API_KEY``, API version from
   ``api_version`` or ``$OPENAI_API_VERSION``;
 * ``hf:PATH_OR_NAME`` — a local Hugging Face causal LM with a chat template;
-* ``replay:FILE`` — recorded responses, looked up by input text.
+* ``replay:FILE`` — recorded responses, looked up by input text;
+* ``openai-batch:MODEL`` — the OpenAI Batch API (half price, answers within 24 h; key from ``$OPENAI_API_KEY``),
+  ``openai-batch:URL:MODEL`` — a server with the same Files and Batches API (the stand-in; key from
+  ``$ADE_DISTILL_API_KEY``), ``azure-batch:ENDPOINT:DEPLOYMENT`` — Azure OpenAI's batch deployments. These are
+  not called per request: the labeling job hands them to :mod:`ade_distill.teacher.batch`.
 """
 
 from __future__ import annotations
@@ -26,11 +30,12 @@ from ade_distill.teacher.backends.base import Backend, TeacherRequest, TeacherRe
 
 __all__ = [
     "Backend", "TeacherRequest", "TeacherResponse", "TransientError", "TeacherSpec", "parse_teacher_spec",
-    "make_backend", "check_local_host",
+    "make_backend", "check_local_host", "BATCH_KINDS",
 ]
 
 _URL_MODEL = re.compile(r"^(https?://[^/\s]+(?:/[^:\s]*)?):(.+)$")
-_KINDS = ("openai", "openai-compatible", "azure", "hf", "replay")
+_KINDS = ("openai", "openai-compatible", "azure", "hf", "replay", "openai-batch", "azure-batch")
+BATCH_KINDS = ("openai-batch", "azure-batch")
 _LOCAL_NETS = [ipaddress.ip_network(n) for n in
                ("127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")]
 
@@ -51,11 +56,17 @@ def parse_teacher_spec(spec: str) -> TeacherSpec:
     Raises:
         ConfigError: unknown kind or missing parts (the message lists the accepted forms).
     """
-    forms = "openai:MODEL, openai-compatible:URL:MODEL, azure:ENDPOINT:DEPLOYMENT, hf:PATH_OR_NAME, replay:FILE"
+    forms = ("openai:MODEL, openai-compatible:URL:MODEL, azure:ENDPOINT:DEPLOYMENT, hf:PATH_OR_NAME, replay:FILE, "
+             "openai-batch:MODEL, openai-batch:URL:MODEL, azure-batch:ENDPOINT:DEPLOYMENT")
     kind, sep, rest = spec.partition(":")
     if not sep or kind not in _KINDS or not rest:
         raise ConfigError(f"invalid teacher {spec!r}; expected one of: {forms}")
-    if kind in ("openai-compatible", "azure"):
+    if kind == "openai-batch" and re.match(r"https?://", rest):
+        m = _URL_MODEL.match(rest)
+        if not m:
+            raise ConfigError(f"invalid teacher {spec!r}; expected openai-batch:http(s)://HOST[:PORT][/PATH]:MODEL")
+        return TeacherSpec(kind, m.group(2), m.group(1))
+    if kind in ("openai-compatible", "azure", "azure-batch"):
         m = _URL_MODEL.match(rest)
         if not m:
             raise ConfigError(f"invalid teacher {spec!r}; expected {kind}:http(s)://HOST[:PORT][/PATH]:MODEL")
@@ -120,6 +131,21 @@ def make_backend(
         from ade_distill.teacher.backends.hf_backend import HFBackend
 
         return HFBackend(ts.model, local_files_only=local_only)
+    if ts.kind in BATCH_KINDS:
+        from ade_distill.teacher.backends.openai_batch import OpenAIBatchBackend
+
+        inner_kind = "azure" if ts.kind == "azure-batch" else ("openai-compatible" if ts.url else "openai")
+        inner = _openai_backend(TeacherSpec(inner_kind, ts.model, ts.url), local_only=local_only, timeout=timeout,
+                                response_format=response_format, api_version=api_version,
+                                api_key_env=api_key_env, require_key=require_key)
+        return OpenAIBatchBackend(ts.kind, inner)
+    return _openai_backend(ts, local_only=local_only, timeout=timeout, response_format=response_format,
+                           api_version=api_version, api_key_env=api_key_env, require_key=require_key)
+
+
+def _openai_backend(ts: TeacherSpec, *, local_only: bool, timeout: float, response_format: str,
+                    api_version: str | None, api_key_env: str | None, require_key: bool) -> Any:
+    """The :class:`OpenAIBackend` of an ``openai``, ``openai-compatible`` or ``azure`` spec."""
     from ade_distill.teacher.backends.openai_backend import OpenAIBackend
 
     if response_format not in ("auto", "json_schema", "json_object", "function", "text"):

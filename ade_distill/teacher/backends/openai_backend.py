@@ -211,6 +211,26 @@ class OpenAIBackend:
             kw["tool_choice"] = {"type": "function", "function": {"name": FUNCTION_NAME}}
         return kw
 
+    def request_body(self, request: TeacherRequest) -> dict[str, Any]:
+        """The JSON body :meth:`complete` would send for ``request`` now (the Batch API's request lines)."""
+        return self._kwargs(request, self._mode)
+
+    def response_from_body(self, body: dict[str, Any]) -> TeacherResponse:
+        """A chat-completion JSON body (a Batch API output line's ``response.body``) as :meth:`complete` returns
+        it. Raises :class:`TransientError` for a body that is not a chat completion."""
+        from openai.types.chat import ChatCompletion
+        from pydantic import ValidationError
+
+        try:
+            resp = ChatCompletion.model_validate(body)
+        except ValidationError as err:
+            raise TransientError(f"malformed response body: {redact(str(err))[:200]}") from None
+        return self._to_response(resp, self._mode)
+
+    def client(self) -> Any:
+        """The ``openai`` async client (built on first use)."""
+        return self._get_client()
+
     async def complete(self, request: TeacherRequest) -> TeacherResponse:
         import openai
 
