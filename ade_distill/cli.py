@@ -24,6 +24,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ade_distill.cli_options import InputFormatOpt, LabelMapOpt
 from ade_distill.errors import AdeDistillError
 
 app = typer.Typer(
@@ -83,15 +84,6 @@ def _data_root(data: Path | None) -> Path:
 DataOpt = Annotated[
     Path | None,
     typer.Option("--data", help="Data folder (default: $ADE_DISTILL_DATA, else ../shared/data)."),
-]
-InputFormatOpt = Annotated[
-    str | None,
-    typer.Option("--input-format", help="Records format of a --corpus path: jsonl, brat or bioc (default: detected)."),
-]
-LabelMapOpt = Annotated[
-    Path | None,
-    typer.Option("--label-map", help="BRAT/BioC label map YAML (project ↔ file labels, relation roles, "
-                 "discontinuous-span policy); or a shipped name such as n2c2_2018."),
 ]
 
 
@@ -179,16 +171,18 @@ def data_export(
         bool, typer.Option("--only-with-relations", help="Keep only examples that have at least one relation.")
     ] = False,
     data: DataOpt = None,
-    fmt: Annotated[str, typer.Option("--format", help="Output: jsonl, brat (a folder to correct in a BRAT server) "
-                                     "or bioc (XML; JSON for a .json --out).")] = "jsonl",
+    fmt: Annotated[str | None, typer.Option("--format", help="Output: jsonl, brat (a folder to correct in a BRAT "
+                                            "server) or bioc (XML; JSON for a .json --out) (default: from the --out "
+                                            "name: .jsonl, .xml/.json, no suffix → BRAT).")] = None,
     input_format: InputFormatOpt = None,
     label_map: LabelMapOpt = None,
 ) -> None:
     """Export a gold corpus, or convert records between JSONL, BRAT and BioC (e.g. silver → BRAT for expert
     correction, then the corrected BRAT folder → JSONL). What the output format cannot hold is counted."""
     from ade_distill.data.corpora import CORPORA, load_corpus
-    from ade_distill.data.formats import write_records
+    from ade_distill.data.formats import output_format, write_records
 
+    fmt = output_format(out, fmt)  # before reading: a --format the --out name contradicts is refused at once
     examples = load_corpus(corpus, _data_root(data) if corpus in CORPORA else None, fmt=input_format,
                            options=label_map)
     if only_with_relations:

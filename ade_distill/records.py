@@ -45,6 +45,7 @@ __all__ = [
     "Example",
     "read_examples",
     "write_examples",
+    "atomic_write_text",
     "JsonlAppender",
     "example_to_json",
     "check_labels",
@@ -311,13 +312,56 @@ def read_examples(
         yield ex
 
 
+def temp_path(path: str | Path) -> Path:
+    """A hidden temporary name beside ``path``, unique to this call: ``.NAME.PID.RANDOM12.tmp``."""
+    p = Path(path)
+    return p.parent / f".{p.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp"
+
+
+def fsync_dir(path: str | Path) -> None:
+    """fsync a folder (so a rename in it survives a crash); a no-op where folders cannot be opened or synced."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - a platform without directory handles
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover - a filesystem that does not sync directories
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_text(path: str | Path, text: str, *, sync_dir: bool = False) -> Path:
+    """Write ``text`` (UTF-8, ``\\n`` newlines) to ``path`` so that it either keeps its old content or has the
+    new one whole: a hidden temporary file beside it (:func:`temp_path`, created with ``O_EXCL``), fsynced, then
+    renamed into place (``os.replace``); ``sync_dir`` also fsyncs the folder (the rename itself made durable). The
+    temporary file is removed on any error. Creates missing parent folders; returns ``path``."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path(p)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, p)
+        if sync_dir:
+            fsync_dir(p.parent)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return p
+
+
 def write_examples(path: str | Path, examples: Iterable[Example]) -> int:
     """Write examples as JSONL atomically (a temporary file renamed into place). Returns the count."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     # Not tempfile.mkstemp: it creates the file with mode 0600, so the written file would not get the
     # permissions (umask) an ordinary open() gives. O_EXCL keeps the name private to this call.
-    tmp = str(p.parent / f".{p.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp")
+    tmp = str(temp_path(p))
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     n = 0
     try:

@@ -9,7 +9,9 @@ Reading (:func:`read_bioc`; the XML or JSON flavour is told from the first chara
 * ``unit="document"`` (default): one record per BioC document, id = the document id. Its text places every
   passage (or every sentence, for sentence-level BioC) at its offset, the gaps filled with spaces — so PubTator's
   title passage (offset 0) and abstract passage (offset len(title) + 1) give ``title + " " + abstract``, the
-  convention of the project's BC5CDR records, and span offsets equal the file's offsets.
+  convention of the project's BC5CDR records, and span offsets equal the file's offsets. Annotations and
+  relations are read at document, passage and sentence level (also from the sentences of a passage that has
+  its own text).
 * ``unit="passage"``: one record per passage, id ``{document id}_s{k}``, ``meta`` with ``doc_id``,
   ``passage_index`` and ``doc_start`` (the passage offset, as :func:`ade_distill.data.unlabeled.to_sentences`
   writes it). Annotations and relations that cross passages are counted and skipped.
@@ -274,14 +276,15 @@ class _DocumentReader:
         for k, p in enumerate(passages):
             g = _Group(index=k if self.unit == "passage" else 0, infons=dict(p.get("infons") or {}))
             sentences = self._list(p, "sentences")
+            # the text: the passage's, else (sentence-level BioC) its sentences' at their offsets
             parts = sentences if sentences and not p.get("text") else [p]
             for part in parts:
                 g.pieces.append(_Piece(self._int(part.get("offset"), "passage offset"), part.get("text") or ""))
+            # the annotations and relations of the passage and of its sentences, either way (their offsets are
+            # document offsets, inside the passage text when the passage has one)
+            for part in (p, *sentences):
                 annotations += self._list(part, "annotations")
                 relations += self._list(part, "relations")
-            if part is not p:  # sentence-level: the passage's own annotations and relations too
-                annotations += self._list(p, "annotations")
-                relations += self._list(p, "relations")
             if self.unit == "passage" or not groups:
                 groups.append(g)
             else:

@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FORMATS = ("jsonl", "brat", "bioc")
+# The inputs of predict / label / adapt-encoder: records (the project's JSONL; ``jsonl`` is the same) and unlabeled
+# documents. One vocabulary: ``jsonl`` and ``records`` name the same format everywhere.
+DOCUMENT_FORMATS = ("records", "abstracts", "medline", "text", "brat", "bioc")
+ALIASES = {"records": "jsonl"}
 
 
 def is_brat(path: str | Path) -> bool:
@@ -48,8 +52,11 @@ def is_bioc(path: str | Path) -> bool:
         return False
     from ade_distill.data.bioc import _open
 
-    with _open(p) as fh:
-        head = fh.read(1 << 16).decode("utf-8", errors="replace").lstrip("\ufeff \t\r\n")
+    try:
+        with _open(p) as fh:
+            head = fh.read(1 << 16).decode("utf-8", errors="replace").lstrip("\ufeff \t\r\n")
+    except (OSError, EOFError) as err:  # a corrupt or truncated .gz (gzip.BadGzipFile is an OSError)
+        raise DataError(f"cannot read: {err}", path=p) from None
     if head.startswith("<"):
         return "<collection" in head.split("<document", 1)[0]
     if head.startswith("["):
@@ -75,9 +82,30 @@ def detect_format(path: str | Path) -> str:
 
 
 def _check_format(fmt: str | None) -> str | None:
-    if fmt is not None and fmt not in FORMATS:
-        raise ConfigError(f"unknown records format {fmt!r}; expected one of {list(FORMATS)} (or none to detect)")
+    """``fmt`` as one of :data:`FORMATS` (``records`` → ``jsonl``), ``None`` kept (detect)."""
+    if fmt is None:
+        return None
+    fmt = ALIASES.get(fmt, fmt)
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown records format {fmt!r}; expected one of {list(FORMATS)} (records is jsonl; "
+                          "or none to detect)")
     return fmt
+
+
+def document_format(fmt: str | None) -> str | None:
+    """An input format of predict / label / adapt-encoder as one of :data:`DOCUMENT_FORMATS` (``jsonl`` →
+    ``records``), ``None`` kept (sniff).
+
+    Raises:
+        ConfigError: an unknown format (the message lists the choices).
+    """
+    if fmt is None:
+        return None
+    canon = "records" if fmt in ("jsonl", "records") else fmt
+    if canon not in DOCUMENT_FORMATS:
+        raise ConfigError(f"unknown input format {fmt!r}; expected one of {['jsonl', *DOCUMENT_FORMATS]} (jsonl "
+                          "and records are the same; or none to detect)")
+    return canon
 
 
 def read_records(
@@ -101,6 +129,9 @@ def read_records(
     """
     fmt = _check_format(fmt) or detect_format(path)
     if fmt == "jsonl":
+        if options is not None:
+            log.warning("%s: the label map is not used for JSONL input (it maps BRAT/BioC labels only); the "
+                        "records' labels are read as written", path)
         return list(read_examples(path, task=task))
     opts = options if isinstance(options, FormatOptions) else load_format_options(options)
     report = report if report is not None else FormatReport(fmt, "read", str(path))
@@ -121,15 +152,30 @@ def read_records(
 
 
 def output_format(path: str | Path, fmt: str | None) -> str:
-    """The format to write: ``fmt``, else ``bioc`` for ``.xml``/``.json`` names, ``jsonl`` for ``.jsonl``,
-    ``brat`` for a name without suffix."""
-    if _check_format(fmt) is not None:
-        return fmt  # type: ignore[return-value]
+    """The format to write: ``bioc`` for ``.xml``/``.json``/``.bioc`` names, ``jsonl`` for ``.jsonl``, ``brat``
+    for a name without suffix; ``fmt`` when given.
+
+    Raises:
+        ConfigError: an unknown ``fmt``; a ``fmt`` the name contradicts (JSONL into ``out.xml``, BioC into
+            ``out.jsonl``, a BRAT folder named ``out.json``; a ``.json`` name may hold JSONL); no ``fmt`` and a
+            name that does not tell.
+    """
+    fmt = _check_format(fmt)
     name = Path(path).name.lower().removesuffix(".gz")
+    fits: tuple[str, ...] | None = None  # the formats the name allows; None: the name does not tell
     if name.endswith(".jsonl"):
-        return "jsonl"
-    if name.endswith((".xml", ".json", ".bioc")):
-        return "bioc"
+        fits = ("jsonl",)
+    elif name.endswith((".xml", ".bioc")):
+        fits = ("bioc",)
+    elif name.endswith(".json"):
+        fits = ("bioc", "jsonl")
+    if fmt is not None:
+        if fits is not None and fmt not in fits:
+            raise ConfigError(f"--format {fmt} contradicts the name {str(path)!r} (a {fits[0]} name); drop "
+                              f"--format, or name the output for {fmt}")
+        return fmt
+    if fits is not None:
+        return fits[0]
     if not Path(path).suffix:
         return "brat"
     raise ConfigError(f"cannot tell the format of {str(path)!r} from its name; give one of {list(FORMATS)}")
@@ -165,5 +211,6 @@ def write_records(
     return report
 
 
-__all__ = ["FORMATS", "FormatOptions", "FormatReport", "detect_format", "is_bioc", "is_brat", "output_format",
-           "read_records", "write_records", "load_format_options"]
+__all__ = ["ALIASES", "DOCUMENT_FORMATS", "FORMATS", "FormatOptions", "FormatReport", "detect_format",
+           "document_format", "is_bioc", "is_brat", "output_format", "read_records", "write_records",
+           "load_format_options"]

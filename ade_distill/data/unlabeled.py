@@ -9,16 +9,22 @@ back to document offsets.
 from __future__ import annotations
 
 import gzip
+import logging
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 from xml.etree import ElementTree as ET
 
 from ade_distill.data.sentences import split_sentences
 from ade_distill.data.textio import iter_lines
 from ade_distill.errors import DataError
 from ade_distill.records import Example, iter_jsonl, read_examples
+
+if TYPE_CHECKING:
+    from ade_distill.data.standoff import FormatOptions
+
+log = logging.getLogger(__name__)
 
 
 def _open_binary(path: Path) -> IO[bytes]:
@@ -189,9 +195,22 @@ def sniff_format(path: str | Path) -> str:
     return "text"
 
 
-def iter_documents(path: str | Path, fmt: str | None = None) -> Iterator[Example]:
-    """Stream documents or records from any supported input file (format sniffed unless given)."""
-    fmt = fmt or sniff_format(path)
+def iter_documents(
+    path: str | Path, fmt: str | None = None, *, options: FormatOptions | str | Path | None = None,
+) -> Iterator[Example]:
+    """Stream documents or records from any supported input file (format sniffed unless given; ``jsonl`` is
+    ``records``). ``options``: a BRAT/BioC label map (:func:`ade_distill.data.formats.read_records`).
+
+    Raises:
+        ConfigError: an unknown ``fmt`` (the message lists the choices).
+        DataError: unreadable or malformed input.
+    """
+    from ade_distill.data.formats import document_format
+
+    fmt = document_format(fmt) or sniff_format(path)
+    if options is not None and fmt not in ("brat", "bioc"):
+        log.warning("%s: the label map is not used for %s input (it maps BRAT/BioC labels only); labels are read "
+                    "as written", path, "JSONL" if fmt == "records" else fmt)
     if fmt == "records":
         yield from read_examples(path)
     elif fmt == "abstracts":
@@ -203,10 +222,7 @@ def iter_documents(path: str | Path, fmt: str | None = None) -> Iterator[Example
     elif fmt in ("brat", "bioc"):
         from ade_distill.data.formats import read_records
 
-        yield from read_records(path, fmt)
-    else:
-        raise DataError(f"unknown input format {fmt!r}; expected records, abstracts, medline, text, brat or bioc",
-                        path=path)
+        yield from read_records(path, fmt, options=options)
 
 
 def to_sentences(documents: Iterable[Example]) -> Iterator[Example]:

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from ade_distill.cli_options import InputFormatOpt, LabelMapOpt
+
 if TYPE_CHECKING:
     from ade_distill.records import Example
 
@@ -24,13 +26,6 @@ def _parse_pred(spec: str) -> tuple[str, Path]:
     if not sep or not name.strip() or not path.strip():
         raise ConfigError(f"--pred must be NAME=PATH (e.g. --pred student=preds.jsonl), got {spec!r}")
     return name.strip(), Path(path.strip())
-
-
-InputFormatOpt = Annotated[
-    str | None, typer.Option("--input-format", help="Format of --gold and --pred: jsonl, brat (folder) or bioc "
-                             "(XML/JSON) (default: detected per path).")]
-LabelMapOpt = Annotated[
-    Path | None, typer.Option("--label-map", help="BRAT/BioC label map YAML (or a shipped name, e.g. n2c2_2018).")]
 
 
 def _read_gold(path: Path, fmt: str | None = None, label_map: Path | None = None) -> list[Example]:
@@ -86,6 +81,30 @@ def _check_labels(path: Path, preds: Sequence[Example], gold: Sequence[Example],
     typer.echo(f"warning: {err}", err=True)
 
 
+def _load_systems(
+    gold: Path, pred: Sequence[str], input_format: str | None, label_map: Path | None, allow_unknown_labels: bool,
+) -> tuple[list[Example], dict[str, list[Example]]]:
+    """``score`` and ``browse``: the gold records and each ``--pred NAME=PATH`` system's records (names unique,
+    every predicted label known to the gold unless ``allow_unknown_labels``).
+
+    Raises:
+        ConfigError: a malformed ``NAME=PATH``, a name given twice, an unknown format or label map.
+        DataError: no gold records, malformed input, a predicted label the gold never uses.
+    """
+    from ade_distill.data.formats import read_records
+    from ade_distill.errors import ConfigError
+
+    specs = [_parse_pred(p) for p in pred]
+    names = [n for n, _ in specs]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"--pred names must be unique, got {names}")
+    gold_ex = _read_gold(gold, input_format, label_map)
+    systems = {name: read_records(path, input_format, options=label_map) for name, path in specs}
+    for name, path in specs:
+        _check_labels(path, systems[name], gold_ex, allow_unknown_labels)
+    return gold_ex, systems
+
+
 def score(
     gold: Annotated[Path, typer.Option("--gold", help="Gold examples: JSONL, a BRAT folder or a BioC file.")],
     pred: Annotated[list[str], typer.Option("--pred", help="NAME=PATH (JSONL, BRAT folder, BioC file); repeat "
@@ -113,20 +132,12 @@ def score(
     Gold and predictions may be JSONL, BRAT folders or BioC files (detected, or --input-format)."""
     from rich.console import Console
 
-    from ade_distill.data.formats import read_records
     from ade_distill.errors import ConfigError
     from ade_distill.evaluation.scoring import resolve_modes, score_systems, write_report_dir
 
     if fmt not in FORMATS:
         raise ConfigError(f"--format must be one of {list(FORMATS)}, not {fmt!r}")
-    specs = [_parse_pred(p) for p in pred]
-    names = [n for n, _ in specs]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"--pred names must be unique, got {names}")
-    gold_ex = _read_gold(gold, input_format, label_map)
-    systems = {name: read_records(path, input_format, options=label_map) for name, path in specs}
-    for name, path in specs:
-        _check_labels(path, systems[name], gold_ex, allow_unknown_labels)
+    gold_ex, systems = _load_systems(gold, pred, input_format, label_map, allow_unknown_labels)
     modes = resolve_modes(mode or ["all"], gold_ex)
     report = score_systems(gold_ex, systems, modes=modes, n_boot=n_boot, seed=seed,
                            missing_as_empty=missing_as_empty)
@@ -149,7 +160,8 @@ def score(
 
 def browse(
     gold: Annotated[Path, typer.Option("--gold", help="Gold examples (JSONL, BRAT or BioC).")],
-    pred: Annotated[list[str], typer.Option("--pred", help="NAME=PRED.jsonl; repeat for several systems.")],
+    pred: Annotated[list[str], typer.Option("--pred", help="NAME=PATH (JSONL, BRAT folder, BioC file); repeat "
+                                            "for several systems.")],
     out: Annotated[Path, typer.Option("--out", help="HTML file to write (one self-contained page).")],
     mode: Annotated[str, typer.Option("--mode", help="strict, boundaries or lenient: what counts as correct.")] = "strict",
     title: Annotated[str, typer.Option("--title", help="Page title (default: the gold file's name).")] = "",
@@ -163,19 +175,12 @@ def browse(
     label_map: LabelMapOpt = None,
 ) -> None:
     """Write an error browser: one HTML page (no server, no network) with every sentence's gold and predicted
-    spans and relations, each marked correct or with its error category — the counts equal `score`'s errors."""
-    from ade_distill.data.formats import read_records
-    from ade_distill.errors import ConfigError
+    spans and relations, each marked correct or with its error category. With --mode strict the counts equal
+    `score`'s errors; with boundaries or lenient they are the error analysis under the same mode (score's
+    errors.md is strict)."""
     from ade_distill.reports.browse import write_browse
 
-    specs = [_parse_pred(p) for p in pred]
-    names = [n for n, _ in specs]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"--pred names must be unique, got {names}")
-    gold_ex = _read_gold(gold, input_format, label_map)
-    systems = {name: read_records(path, input_format, options=label_map) for name, path in specs}
-    for name, path in specs:
-        _check_labels(path, systems[name], gold_ex, allow_unknown_labels)
+    gold_ex, systems = _load_systems(gold, pred, input_format, label_map, allow_unknown_labels)
     page = write_browse(out, gold_ex, systems, mode, title=title or f"Errors on {gold.name}",
                         missing_as_empty=missing_as_empty)
     size = page.stat().st_size / 1e6

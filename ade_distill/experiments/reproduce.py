@@ -315,13 +315,15 @@ class Reproduction:
         from ade_distill.student.train import train_student
 
         config = config or self.train_config
-        if self.task.unit == "document":  # concept-level relations: link every mention pair (see combine.py)
+        if config.architecture == "pair_classifier":  # entity pairs over gold mentions (pair_classifier.py)
+            train, dev = self._onto_gold_entities(train), self._onto_gold_entities(dev)
+        elif self.task.unit == "document":  # concept-level relations: link every mention pair (see combine.py)
             train = [expand_document_relations(e) for e in train]
             dev = [expand_document_relations(e) for e in dev]
         folder.mkdir(parents=True, exist_ok=True)
         write_examples(folder / "train.jsonl", train)
         write_examples(folder / "dev.jsonl", dev)
-        tkey = make_key("train", self.train_key(config), self.task.model_dump(),
+        tkey = make_key("train", self.train_key(config), self.task.model_dump(exclude={"student_architecture"}),
                         file_hash(folder / "train.jsonl"), file_hash(folder / "dev.jsonl"))
         model_dir = Path(self.cfg.runs_dir) / "models" / tkey
         tstage = Stage(model_dir, tkey)
@@ -338,6 +340,24 @@ class Reproduction:
         preds, speed = self._predict(model_dir, test)
         return preds, speed, tstage.seconds
 
+    def _onto_gold_entities(self, examples: list[Example]) -> list[Example]:
+        """pair_classifier (gold-entities setting): a silver record becomes the gold mentions of its text with
+        the teacher's relations mapped onto their concepts; gold records pass as they are."""
+        from ade_distill.student.pair_classifier import onto_gold_entities
+
+        out, unmapped = [], 0
+        for e in examples:
+            gold = self.by_id.get(e.document_id()) or self.by_id.get(e.id)
+            if gold is None or gold is e or gold.text != e.text or any(s.meta.get("concepts") for s in e.spans):
+                out.append(e)
+                continue
+            mapped, n = onto_gold_entities(e, gold, self.task)
+            out.append(mapped)
+            unmapped += n
+        if unmapped:
+            self._log(f"pair_classifier: {unmapped} teacher relations map to no gold entity (left out)")
+        return out
+
     @staticmethod
     def _predict(model_dir: Path, examples: list[Example]) -> tuple[list[Example], float]:
         """Predictions of the model in ``model_dir`` (a train stage folder) on ``examples``, cached in a stage
@@ -351,7 +371,10 @@ class Reproduction:
             pstage.start()
             model = StudentExtractor.from_pretrained(model_dir)
             t = time.perf_counter()
-            preds = model.predict(strip_labels(examples))
+            inputs = strip_labels(examples)
+            if model.config.architecture == "pair_classifier":  # given (gold) entity mentions, no relations
+                inputs = [i.model_copy(update={"spans": e.spans}) for i, e in zip(inputs, examples, strict=True)]
+            preds = model.predict(inputs)
             dt = time.perf_counter() - t
             write_examples(pred_path, preds)
             pstage.finish({"sentences_per_second": len(examples) / dt if dt > 0 else None, "n": len(examples)})
@@ -457,7 +480,7 @@ class Reproduction:
         cfg = self.cfg.model_dump(mode="json", exclude={"runs_dir", "report_dir", "description", "learning_curve"})
         blob = json.dumps(drop_added_defaults(cfg, ADDED_CONFIG_OPTIONS), sort_keys=True).replace(str(data_dir(required=False)), "${data}")
         return make_key("result", RESULT_FORMAT, blob, self.train_key(self.train_config),
-                        self.task.model_dump(mode="json"), folds.corpus_hash, folds.k, folds.seed, *parts)
+                        self.task.model_dump(mode="json", exclude={"student_architecture"}), folds.corpus_hash, folds.k, folds.seed, *parts)
 
     def run_fold(
         self,

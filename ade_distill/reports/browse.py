@@ -3,8 +3,9 @@ and relations, each item judged under one matching mode.
 
 The judging is :func:`ade_distill.evaluation.errors_analysis.classify_example` — the rules the scorer's error
 analysis counts with — run here in Python; the page's JavaScript only renders, filters and sorts. So the counts
-at the top of the page are, by construction, ``analyze_errors(...).counts`` of each system (the ``errors.json``
-of ``ade-distill score`` in ``strict`` mode).
+at the top of the page are, by construction, ``analyze_errors(..., mode=mode).counts`` of each system: in
+``strict`` mode the ``errors.json`` / ``errors.md`` of ``ade-distill score``; in ``boundaries`` or ``lenient`` mode
+the error analysis under that same mode (``score`` writes the strict one only).
 
 :func:`build_browse_data` returns a JSON-able dict (compact, index-coded; layout in its docstring);
 :func:`render_browse_html` puts it, escaped, into the page template (``templates/browse.html``: inline CSS and
@@ -31,7 +32,7 @@ from ade_distill.evaluation.errors_analysis import (
     classify_example,
 )
 from ade_distill.evaluation.matching import RelItem
-from ade_distill.records import Example, Span
+from ade_distill.records import Example, Span, atomic_write_text
 
 __all__ = ["CATEGORY_ORDER", "build_browse_data", "render_browse_html", "write_browse"]
 
@@ -220,9 +221,6 @@ def write_browse(
     out = Path(path)
     html = render_browse_html(build_browse_data(gold, systems, mode, title=title,
                                                 missing_as_empty=missing_as_empty))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(out)
+    atomic_write_text(out, html)  # unique temp name, fsync, rename: a reader never sees half a page
     log.info("wrote %s (%d sentences, %d systems, %.1f MB)", out, len(gold), len(systems), len(html) / 1e6)
     return out

@@ -13,8 +13,9 @@ def register(app: typer.Typer) -> None:
 
     @app.command("aggregate")
     def aggregate(
-        pred: Annotated[list[Path], typer.Option("--pred", help="Prediction records (JSONL; a folder: its *.jsonl "
-                                                 "files). Repeat for several files.")],
+        pred: Annotated[list[Path], typer.Option("--pred", help="Prediction records: JSONL or Parquet (predict "
+                                                 "--engine ray output); a folder: its *.jsonl and *.parquet "
+                                                 "files. Repeat for several files.")],
         out: Annotated[Path, typer.Option("--out", help="Table to write: .csv or .parquet.")],
         task: Annotated[str, typer.Option("--task", help="ade, cdr or a task YAML (which relation is counted).")] = "ade",
         min_documents: Annotated[int, typer.Option("--min-documents", min=1, help="Keep pairs found in at least "

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ade_distill.errors import ConfigError, DataError
-from ade_distill.records import Example, read_examples
+from ade_distill.records import Example
 from ade_distill.tasks.spec import TaskSpec
 
 __all__ = ["PairSignal", "SignalTable", "aggregate_pairs", "normalize_term", "with_synonyms", "iter_predictions",
@@ -163,12 +163,15 @@ def _row(pair: tuple[str, str], acc: _Acc, doc_years: Mapping[str, int]) -> Pair
 
 # -- I/O at the edges ---------------------------------------------------------------------------------------------
 def iter_predictions(paths: Sequence[str | Path], task: TaskSpec | None = None) -> Iterator[Example]:
-    """Stream the records of prediction files (JSONL, ``.jsonl.gz``); a folder stands for its ``*.jsonl`` and
-    ``*.jsonl.gz`` files, in name order.
+    """Stream the records of prediction files: JSONL (``.jsonl.gz`` too; through
+    :func:`ade_distill.data.formats.read_records`) or Parquet (``.parquet``, as ``predict --engine ray
+    --out-format parquet`` writes it; needs pyarrow). A folder stands for its ``*.jsonl``, ``*.jsonl.gz`` and
+    ``*.parquet`` files, in name order (a Ray output folder: its shards; ``manifest.json`` is not read).
 
     Raises:
-        ConfigError: no path, a path given twice (its records would count twice), a folder without JSONL files.
-        DataError: a missing file or a malformed record (file, line and record id named).
+        ConfigError: no path, a path given twice (its records would count twice), a folder without prediction
+            files, Parquet without pyarrow.
+        DataError: a missing file or a malformed record (file, line and record id named); an unknown label.
     """
     if not paths:
         raise ConfigError("no predictions given: pass --pred FILE (or a folder of JSONL files)")
@@ -176,9 +179,9 @@ def iter_predictions(paths: Sequence[str | Path], task: TaskSpec | None = None) 
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            found = sorted([*p.glob("*.jsonl"), *p.glob("*.jsonl.gz")])
+            found = sorted([*p.glob("*.jsonl"), *p.glob("*.jsonl.gz"), *p.glob("*.parquet")])
             if not found:
-                raise ConfigError(f"--pred {str(p)!r} is a folder without .jsonl files")
+                raise ConfigError(f"--pred {str(p)!r} is a folder without .jsonl or .parquet files")
             files += found
         elif not p.is_file():
             raise DataError("prediction file not found", path=p)
@@ -189,7 +192,29 @@ def iter_predictions(paths: Sequence[str | Path], task: TaskSpec | None = None) 
         dup = next(f for f in resolved if resolved.count(f) > 1)
         raise ConfigError(f"{dup} is given twice; its records would be counted twice")
     for f in files:
-        yield from read_examples(f, task=task)
+        yield from _read_predictions(f, task)
+
+
+def _read_predictions(path: Path, task: TaskSpec | None) -> Iterator[Example]:
+    """One prediction file: Parquet through :func:`ade_distill.student.shards.read_shard` (labels checked against
+    ``task``), anything else as JSONL through :func:`ade_distill.data.formats.read_records`."""
+    if path.suffix.lower() != ".parquet":
+        from ade_distill.data.formats import read_records
+
+        yield from read_records(path, "jsonl", task=task)
+        return
+    try:
+        import pyarrow.parquet  # noqa: F401
+    except ImportError:
+        raise ConfigError(f"reading {str(path)!r} needs pyarrow: pip install 'ade-distill[parquet]'") from None
+    from ade_distill.records import _check_argument_types, check_labels
+    from ade_distill.student.shards import read_shard
+
+    for ex in read_shard(path):
+        if task is not None:
+            check_labels(ex, task.entity_labels, task.relation_labels, path=path)
+            _check_argument_types(ex, task, path=path)
+        yield ex
 
 
 def _csv_value(column: str, value: Any) -> Any:

@@ -42,10 +42,14 @@ def render_model_card(task: TaskSpec, config: StudentConfig, extra: dict[str, An
                "with an interaction layer over [token state; mean-pooled mention vector; their product] (an "
                "option beyond Gu et al. 2023).")
             if config.architecture == "drug_conditioned"
+            else " — classifier over (head entity, tail entity) pairs of the entity mentions given with the input "
+            "(gold entities): mention markers, log-sum-exp over each entity's mentions, adaptive threshold (ATLOP)."
+            if config.architecture == "pair_classifier"
             else " — joint BIO tagger for both entity types + pairwise relation classifier (ablation)."
         ),
         f"- Encoder: `{config.encoder}`; max length {config.max_length} sub-word tokens (longer texts are "
-        + ("cut into windows of whole sentences, in training and prediction)."
+        + ("encoded in chunks of that length, in training and prediction)." if config.architecture == "pair_classifier"
+           else "cut into windows of whole sentences, in training and prediction)."
            if config.window_long_texts else "split into sentences at prediction time)."),
         f"- Decoding thresholds: head {config.head_threshold}, tail {config.tail_threshold}, relation "
         f"{config.relation_threshold}.",

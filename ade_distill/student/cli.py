@@ -1,5 +1,5 @@
 """CLI commands of the student stage (registered by ade_distill.cli): ``train``, ``predict``, ``adapt-encoder``,
-``export-onnx``.
+``export-onnx``, ``compress``.
 
     ade-distill train --task ade --train silver.jsonl [--dev dev.jsonl | --dev-fraction 0.1] --out runs/student
     ade-distill predict --model runs/student --input abstracts.jsonl --out preds.jsonl
@@ -7,6 +7,8 @@
     ade-distill export-onnx --model runs/student [--int8 --check-gold dev.jsonl]; predict ... --runtime onnx
     ade-distill predict --engine ray --model runs/student --input 'medline/*.xml.gz' --out preds/ [--workers 8]
     ade-distill adapt-encoder --texts abstracts.jsonl --out runs/minilm-pubmed [--exclude gold.jsonl]
+    ade-distill compress --teacher runs/a [--teacher runs/b ...] --texts silver.jsonl --unlabeled abstracts.jsonl \\
+        --exclude gold.jsonl --layers 3 --out runs/small
 
 Heavy imports (torch, transformers) happen inside the commands.
 """
@@ -19,9 +21,12 @@ from typing import Annotated
 
 import typer
 
+from ade_distill.cli_options import InputFormatOpt, LabelMapOpt
+
 
 def train(
-    train_file: Annotated[Path, typer.Option("--train", help="Training records (JSONL, gold or silver).")],
+    train_file: Annotated[Path, typer.Option("--train", help="Training records (JSONL, BRAT folder or BioC file; "
+                                             "gold or silver).")],
     out: Annotated[Path, typer.Option("--out", help="Model folder to write (appears only when complete).")],
     task: Annotated[str, typer.Option("--task", help="ade, cdr or a task YAML file.")] = "ade",
     dev: Annotated[Path | None, typer.Option("--dev", help="Dev records for early stopping.")] = None,
@@ -33,7 +38,10 @@ def train(
     ] = None,
     fold: Annotated[int | None, typer.Option("--fold", help="Held-out (test) fold, 0-based; needs --folds.")] = None,
     encoder: Annotated[str, typer.Option("--encoder", help="minilm, pubmedbert, a hub name or a folder.")] = "minilm",
-    architecture: Annotated[str, typer.Option("--architecture", help="drug_conditioned or pairwise.")] = "drug_conditioned",
+    architecture: Annotated[
+        str | None, typer.Option("--architecture", help="drug_conditioned, pairwise or pair_classifier (default: "
+                                 "the task's student_architecture, else drug_conditioned).")
+    ] = None,
     epochs: Annotated[int, typer.Option("--epochs")] = 5,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 16,
     lr: Annotated[float, typer.Option("--lr", help="Encoder learning rate.")] = 5e-5,
@@ -60,9 +68,8 @@ def train(
                            help="Pick head/tail thresholds on the dev set after training.")
     ] = False,
     threads: Annotated[int | None, typer.Option("--threads", help="torch CPU threads.")] = None,
-    input_format: Annotated[
-        str | None, typer.Option("--input-format", help="--train/--dev format: jsonl, brat or bioc (default: detected).")
-    ] = None,
+    input_format: InputFormatOpt = None,
+    label_map: LabelMapOpt = None,
 ) -> None:
     """Train a student (drug-conditioned extractor or pairwise ablation) on gold or silver records (JSONL, a BRAT
     folder or a BioC file)."""
@@ -72,6 +79,7 @@ def train(
     from ade_distill.tasks.spec import load_task
 
     spec = load_task(task)
+    architecture = architecture or spec.student_architecture or "drug_conditioned"
     config = TrainConfig.build(
         encoder=encoder, architecture=architecture, epochs=epochs, batch_size=batch_size, lr=lr, head_lr=head_lr,
         max_length=max_length, seed=seed, patience=patience, eval_every=eval_every, min_confidence=min_confidence,
@@ -79,7 +87,7 @@ def train(
         threads=threads, dev_fraction=dev_fraction, tail_head=tail_head, window_long_texts=window_long_texts,
         calibrate_thresholds=calibrate_thresholds,
     )
-    examples, excluded = _usable(train_file, read_training_file(train_file, spec, input_format))
+    examples, excluded = _usable(train_file, read_training_file(train_file, spec, input_format, label_map))
     prov: dict[str, object] = {"train_file": str(train_file), "train_sha256": path_sha256(train_file),
                                "train_excluded_by_teacher_status": excluded}
     if (folds is None) != (fold is None):
@@ -95,7 +103,7 @@ def train(
         prov.update({"folds_file": str(folds), "held_out_fold": fold})
     dev_examples = None
     if dev is not None:
-        dev_examples, dev_excluded = _usable(dev, read_training_file(dev, spec, input_format))
+        dev_examples, dev_excluded = _usable(dev, read_training_file(dev, spec, input_format, label_map))
         prov.update({"dev_file": str(dev), "dev_sha256": path_sha256(dev), "dev_excluded_by_teacher_status": dev_excluded})
     path = train_student(spec, examples, dev_examples, config, out, provenance=prov)
     metrics = json.loads((path / "metrics.json").read_text(encoding="utf-8"))
@@ -111,8 +119,10 @@ def predict(
     batch_size: Annotated[int, typer.Option("--batch-size")] = 64,
     split: Annotated[str, typer.Option("--split", help="auto (long texts only), always or never.")] = "auto",
     input_format: Annotated[
-        str | None, typer.Option("--format", help="records, abstracts, medline, text, brat or bioc (default: sniffed).")
+        str | None, typer.Option("--input-format", "--format", help="Input format: jsonl (= records), abstracts, "
+                                 "medline, text, brat or bioc (default: sniffed); --format is its old name.")
     ] = None,
+    label_map: LabelMapOpt = None,
     quantize: Annotated[bool, typer.Option("--quantize/--no-quantize", help="int8: dynamic in torch; with "
                                            "--runtime onnx, the int8 export that passed its accuracy guard.")] = False,
     threads: Annotated[int | None, typer.Option("--threads", help="torch (and ONNX Runtime) CPU threads.")] = None,
@@ -146,10 +156,15 @@ def predict(
     """Predict entities and relations for texts or abstracts; long documents are split into sentences. Several
     --model folders predict as an ensemble (the relation vote of reproduce). --engine ray predicts many files
     (e.g. PubMed's baseline) on Ray, one shard per file, skipping the shards an earlier run finished."""
+    from ade_distill.data.formats import document_format
     from ade_distill.errors import ConfigError
     from ade_distill.student.predict import predict_file
 
+    input_format = document_format(input_format)  # an unknown format fails before any model is loaded
     if engine == "ray":
+        if label_map is not None:
+            raise ConfigError("--label-map goes with --engine single (convert BRAT/BioC input to JSONL first: "
+                              "ade-distill data export --label-map ...)")
         _predict_ray(model, input_path, out, workers=workers, threads=threads, gpus_per_worker=gpus_per_worker,
                      out_format=out_format, input_format=input_format, batch_size=batch_size, split=split,
                      quantize=quantize, runtime=runtime, min_votes=min_votes, boundary=boundary)
@@ -163,7 +178,7 @@ def predict(
 
         torch.set_num_threads(threads)
     stats = predict_file(model, input_path, out, batch_size=batch_size, split=split, input_format=input_format,
-                         quantize=quantize, min_votes=min_votes, boundary=boundary, runtime=runtime)
+                         label_map=label_map, quantize=quantize, min_votes=min_votes, boundary=boundary, runtime=runtime)
     typer.echo(f"wrote {stats['documents']} records ({stats['spans']} spans, {stats['relations']} relations) "
                f"to {out} in {stats['seconds']}s")
 
@@ -200,6 +215,7 @@ def adapt_encoder(
     max_documents: Annotated[int | None, typer.Option("--max-documents")] = None,
     seed: Annotated[int, typer.Option("--seed")] = 13,
     threads: Annotated[int | None, typer.Option("--threads", help="torch CPU threads.")] = None,
+    label_map: LabelMapOpt = None,
 ) -> None:
     """Continue masked-LM pretraining of an encoder on unlabeled in-domain text (domain adaptation)."""
     from pydantic import ValidationError
@@ -223,7 +239,7 @@ def adapt_encoder(
     docs = list(iter_documents(texts))
     guard = None
     if exclude:
-        held = [e for path in exclude for e in read_records(path)]
+        held = [e for path in exclude for e in read_records(path, options=label_map)]
         docs, guard = filter_documents(docs, held)
         typer.echo(f"excluded {guard['removed_by_pmid']} documents by PMID and {guard['removed_by_text']} by text")
     summary = run(encoder, [d.text for d in docs], out, cfg)
@@ -285,6 +301,7 @@ def export_onnx(
     ] = 1e-4,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 64,
     threads: Annotated[int | None, typer.Option("--threads", help="torch and ONNX Runtime CPU threads.")] = None,
+    label_map: LabelMapOpt = None,
 ) -> None:
     """Export a student to ONNX (checked against torch) and optionally an int8 model behind an accuracy guard;
     predict with them by `ade-distill predict --runtime onnx [--quantize]`."""
@@ -300,7 +317,7 @@ def export_onnx(
         from ade_distill.student.train import read_training_file
         from ade_distill.tasks.spec import load_task
 
-        check = read_training_file(check_gold, load_task(model / "task.yaml"))
+        check = read_training_file(check_gold, load_task(model / "task.yaml"), label_map=label_map)
     folder = run_export(model, out, tolerance=tolerance, probe_texts=[e.text for e in (check or [])[:16]])
     manifest = json.loads((folder / "onnx.json").read_text(encoding="utf-8"))
     typer.echo(f"exported {folder} (max |onnx - torch|: {manifest['check']['max_abs_diff']})")
@@ -312,9 +329,57 @@ def export_onnx(
         typer.echo(f"int8 accepted: {report['message']}; {speed['fp32']} → {speed['int8']} sentences/s")
 
 
+def compress(
+    teacher: Annotated[list[Path], typer.Option("--teacher", help="Teacher student folder; repeat it for an "
+                                                "ensemble (its members' probabilities are averaged).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder of the compact student.")],
+    texts: Annotated[list[Path] | None, typer.Option("--texts", help="Records whose texts join the transfer set "
+                                                     "(the training fold's silver; labels unused).")] = None,
+    unlabeled: Annotated[list[Path] | None, typer.Option("--unlabeled", help="Unlabeled documents (JSONL "
+                                                         "abstracts, MEDLINE XML, text), split into sentences.")] = None,
+    exclude: Annotated[list[Path] | None, typer.Option("--exclude", help="Records whose PMIDs and texts are removed "
+                                                       "from --unlabeled (as adapt-encoder); repeatable.")] = None,
+    max_unlabeled: Annotated[int | None, typer.Option("--max-unlabeled", help="At most this many unlabeled "
+                                                      "sentences.")] = None,
+    encoder: Annotated[str, typer.Option("--encoder", help="The student's encoder (minilm, a name or a folder).")] = "minilm",
+    layers: Annotated[int | None, typer.Option("--layers", help="Keep this many encoder layers, evenly spaced "
+                                               "(first and last kept).")] = None,
+    epochs: Annotated[int, typer.Option("--epochs")] = 3,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 16,
+    lr: Annotated[float, typer.Option("--lr")] = 1e-4,
+    max_length: Annotated[int, typer.Option("--max-length")] = 128,
+    temperature: Annotated[float, typer.Option("--temperature")] = 2.0,
+    kl_weight: Annotated[float, typer.Option("--kl-weight", help="KL on both stages' distributions.")] = 1.0,
+    hard_weight: Annotated[float, typer.Option("--hard-weight", help="CE on the teacher's decoded tags.")] = 0.5,
+    hidden_weight: Annotated[float, typer.Option("--hidden-weight", help="Hidden-state MSE.")] = 0.0,
+    attention_weight: Annotated[float, typer.Option("--attention-weight", help="Attention-map KL (same "
+                                                    "tokenizer only).")] = 0.0,
+    seed: Annotated[int, typer.Option("--seed")] = 13,
+    threads: Annotated[int | None, typer.Option("--threads", help="torch CPU threads.")] = None,
+) -> None:
+    """Distil a teacher student (or an ensemble) into a compact student on silver and unlabeled text."""
+    from ade_distill.errors import ConfigError
+    from ade_distill.student.compress import CompressConfig, compress_student, transfer_texts
+
+    cfg = CompressConfig.build(
+        encoder=encoder, layers=layers, epochs=epochs, batch_size=batch_size, lr=lr, max_length=max_length,
+        temperature=temperature, kl_weight=kl_weight, hard_weight=hard_weight, hidden_weight=hidden_weight,
+        attention_weight=attention_weight, seed=seed, threads=threads)
+    corpus, stats = transfer_texts(texts or [], unlabeled or [], exclude or [], max_unlabeled)
+    if not corpus:
+        raise ConfigError("no transfer text: give --texts and/or --unlabeled")
+    sources = {"texts": [str(p) for p in texts or []], "unlabeled": [str(p) for p in unlabeled or []],
+               "exclude": [str(p) for p in exclude or []]}
+    folder = compress_student(teacher, corpus, out, cfg, provenance={"transfer": {**stats, **sources}})
+    s = json.loads((folder / "compress.json").read_text(encoding="utf-8"))
+    typer.echo(f"saved {folder}: {len(corpus):,} transfer texts, stage-1 KL to the teacher "
+               f"{s['stage1_kl_before']} → {s['stage1_kl_after']} in {s['seconds']}s")
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``train``, ``predict``, ``adapt-encoder`` and ``export-onnx`` to the root app."""
+    """Add ``train``, ``predict``, ``adapt-encoder``, ``export-onnx`` and ``compress`` to the root app."""
     app.command("train")(train)
     app.command("predict")(predict)
     app.command("adapt-encoder")(adapt_encoder)
     app.command("export-onnx")(export_onnx)
+    app.command("compress")(compress)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 FORMAT_VERSION = 1
 
-Architecture = Literal["drug_conditioned", "pairwise"]
+Architecture = Literal["drug_conditioned", "pairwise", "pair_classifier"]
 
 
 class StudentConfig(BaseModel):
@@ -34,7 +34,7 @@ class StudentConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> StudentConfig:
-        if self.architecture == "pairwise" and self.tail_head != "linear":
+        if self.architecture != "drug_conditioned" and self.tail_head != "linear":
             raise ValueError("tail_head applies to the drug_conditioned architecture only")
         return self
 

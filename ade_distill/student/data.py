@@ -300,6 +300,10 @@ def collate(batch: Sequence[Features], pad_id: int, architecture: str) -> dict[s
     """Tensors for one batch, padded to the longest sequence in it (dynamic padding)."""
     import torch
 
+    if architecture == "pair_classifier":
+        from ade_distill.student.pair_classifier import collate_pairs
+
+        return collate_pairs(batch, pad_id)  # type: ignore[arg-type]
     width = max(len(f.enc) for f in batch)
     ids = torch.tensor(_pad([f.enc.input_ids for f in batch], width, pad_id))
     mask = torch.tensor(_pad([[1] * len(f.enc) for f in batch], width, 0))

@@ -55,7 +55,12 @@ def build_module(
         return DrugConditionedTagger(encoder, dropout, tail_head)
     if architecture == "pairwise":
         return PairwiseExtractor(encoder, dropout)
-    raise ConfigError(f"unknown architecture {architecture!r}; expected 'drug_conditioned' or 'pairwise'")
+    if architecture == "pair_classifier":
+        from ade_distill.student.pair_classifier import PairClassifier
+
+        return PairClassifier(encoder, dropout)
+    raise ConfigError(
+        f"unknown architecture {architecture!r}; expected 'drug_conditioned', 'pairwise' or 'pair_classifier'")
 
 
 # The two forward passes prediction needs, shared by StudentExtractor (torch runtime) and the ONNX export
@@ -308,6 +313,10 @@ class StudentExtractor:
         mapped back to document offsets (``split="auto"``; ``"always"`` splits every text, ``"never"``
         truncates). See :mod:`ade_distill.student.predict`.
         """
+        if self.config.architecture == "pair_classifier":  # relations between the input's entity mentions
+            from ade_distill.student.pair_classifier import predict_pairs
+
+            return predict_pairs(self, examples, batch_size=max(1, min(batch_size, 8)))
         from ade_distill.student.predict import predict_examples
 
         return predict_examples(self, examples, batch_size=batch_size, split=split)
@@ -319,6 +328,9 @@ class StudentExtractor:
         """Raw predictions per encoding: spans ``(start, end, label, score)`` in character offsets and
         relations ``(head_index, tail_index, score)`` into that span list. Batches are sorted by length and
         padded per batch."""
+        if self.config.architecture == "pair_classifier":
+            raise ConfigError("a pair_classifier student classifies given entity mentions: use predict() on records "
+                              "that carry them")
         if self.module is not None:
             self.module.eval()
         order = sorted(range(len(encodings)), key=lambda i: len(encodings[i]))

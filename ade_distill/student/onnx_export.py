@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ade_distill.errors import ConfigError
-from ade_distill.records import Example
+from ade_distill.records import Example, atomic_write_text
 from ade_distill.student.onnx_runtime import (
     INSTALL_HINT,
     MANIFEST,
@@ -278,6 +278,8 @@ def export_onnx(
         raise ConfigError(f"tolerance must be > 0, got {tolerance}")
     src = Path(model_dir)
     student = StudentExtractor.from_pretrained(src)
+    if student.config.architecture == "pair_classifier":
+        raise ConfigError("ONNX export covers the tagging architectures; a pair_classifier student runs in torch")
     student.module.eval()  # type: ignore[union-attr]
     dest = Path(out) if out is not None else src / ONNX_DIR
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -329,9 +331,7 @@ def _onnx_student(like: StudentExtractor, forward: OnnxForward) -> StudentExtrac
 
 
 def _write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
-    tmp = folder / f".{MANIFEST}.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, folder / MANIFEST)
+    atomic_write_text(folder / MANIFEST, json.dumps(manifest, indent=2) + "\n", sync_dir=True)
 
 
 def _replace(tmp: Path, dest: Path) -> None:

@@ -51,6 +51,23 @@ def import_onnxruntime() -> Any:
     return onnxruntime
 
 
+def _session(ort: Any, path: Path, opts: Any) -> Any:
+    """An ONNX Runtime session of one graph file on the CPU provider.
+
+    Raises:
+        DataError: the file is missing, truncated or not a valid ONNX graph (ONNX Runtime's protobuf / graph
+            errors — ``onnxruntime`` raises its own exception classes, not ``OSError`` — named with the file).
+    """
+    from ade_distill.errors import DataError
+
+    try:
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as err:  # noqa: BLE001 - onnxruntime's Fail / InvalidProtobuf / ... share no public base
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise DataError(f"cannot load the ONNX graph ({type(err).__name__}: {first}); the export is corrupt or "
+                        "incomplete: export again with ade-distill export-onnx", path=path) from None
+
+
 class OnnxForward:
     """The two forward passes of a student (see :func:`~ade_distill.student.model.stage1_forward` and
     ``stage2_forward``) as ONNX Runtime sessions on the CPU execution provider. Takes and returns torch CPU
@@ -73,9 +90,8 @@ class OnnxForward:
         self.int8 = int8
         self.stage1_path = Path(stage1_file) if stage1_file else folder / (STAGE1_INT8 if int8 else STAGE1)
         self.stage2_path = folder / STAGE2
-        providers = ["CPUExecutionProvider"]
-        self._s1 = ort.InferenceSession(str(self.stage1_path), opts, providers=providers)
-        self._s2 = ort.InferenceSession(str(self.stage2_path), opts, providers=providers)
+        self._s1 = _session(ort, self.stage1_path, opts)
+        self._s2 = _session(ort, self.stage2_path, opts)
         self._s2_inputs = STAGE2_INPUTS[architecture]
 
     def stage1(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -135,10 +151,13 @@ def load_onnx_student(path: str | Path, *, int8: bool = False, threads: int | No
 
     Raises:
         ConfigError: no export, an export of other weights, no accepted int8 model, or ONNX Runtime missing.
-        DataError: a file of the export is corrupt.
+        DataError: a file of the export is corrupt (``student.json``, ``config.json``, a truncated or invalid
+            ``.onnx`` graph), named in the message.
     """
+    from pydantic import ValidationError
     from transformers import AutoConfig
 
+    from ade_distill.errors import DataError
     from ade_distill.student.config import FORMAT_VERSION, StudentConfig
     from ade_distill.student.folder import TASK_YAML, load_tokenizer
     from ade_distill.student.model import STUDENT_JSON, StudentExtractor, _quiet_transformers
@@ -158,11 +177,22 @@ def load_onnx_student(path: str | Path, *, int8: bool = False, threads: int | No
                    else "none was made")
             raise ConfigError(f"{folder} has no accepted int8 model: {why}. Make one with ade-distill export-onnx "
                               f"--model STUDENT --int8 --check-gold GOLD.jsonl, or predict in fp32")
-    config = StudentConfig.model_validate_json((folder / STUDENT_JSON).read_text(encoding="utf-8"))
+    try:
+        config = StudentConfig.model_validate_json((folder / STUDENT_JSON).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValidationError) as err:
+        problems = ("; ".join(f"{'.'.join(map(str, e['loc'])) or 'file'}: {e['msg']}" for e in err.errors()[:3])
+                    if isinstance(err, ValidationError) else str(err))
+        raise DataError(f"not a valid student config ({problems}); export again with ade-distill export-onnx",
+                        path=folder / STUDENT_JSON) from None
     if config.format_version != FORMAT_VERSION:
         raise ConfigError(f"{folder}: student format {config.format_version} is not supported ({FORMAT_VERSION})")
     _quiet_transformers()
-    tokenizer = load_tokenizer(folder, AutoConfig.from_pretrained(folder).vocab_size)
+    try:
+        vocab_size = AutoConfig.from_pretrained(folder).vocab_size
+    except (OSError, ValueError) as err:  # transformers: OSError for unreadable, ValueError for bad JSON
+        raise DataError(f"not a valid encoder config ({str(err).strip().splitlines()[0]}); export again with "
+                        "ade-distill export-onnx", path=folder / "config.json") from None
+    tokenizer = load_tokenizer(folder, vocab_size)
     forward = OnnxForward(folder, config.architecture, int8=int8, threads=threads)
     out = StudentExtractor(None, tokenizer, load_task(folder / TASK_YAML), config, onnx=forward)
     out.source = str(Path(path))

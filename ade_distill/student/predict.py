@@ -24,6 +24,7 @@ from ade_distill.records import Example
 from ade_distill.student.windows import sentence_windows
 
 if TYPE_CHECKING:
+    from ade_distill.data.standoff import FormatOptions
     from ade_distill.student.model import StudentExtractor
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,7 @@ def predict_file(
     batch_size: int = 64,
     split: str = "auto",
     input_format: str | None = None,
+    label_map: FormatOptions | str | Path | None = None,
     quantize: bool = False,
     chunk: int = 2048,
     min_votes: int | None = None,
@@ -118,7 +120,8 @@ def predict_file(
     runtime: str = "torch",
 ) -> dict[str, Any]:
     """Predict every document of ``input_path`` (records / abstracts JSONL / MEDLINE XML / text, sniffed) and
-    write records in the common schema to ``out_path`` (atomically). Returns counts and timing.
+    write records in the common schema to ``out_path`` (atomically). Returns counts and timing. ``label_map``:
+    the label map of BRAT/BioC input.
 
     Several model folders predict as an ensemble (:class:`~ade_distill.student.ensemble.EnsembleExtractor`: a
     relation needs ``min_votes`` members, by default a majority); ``runtime="onnx"`` runs each folder's ONNX
@@ -133,7 +136,7 @@ def predict_file(
     t0 = time.perf_counter()
 
     def gen() -> Iterable[Example]:
-        docs = iter_documents(input_path, input_format)
+        docs = iter_documents(input_path, input_format, options=label_map)
         for ex in predict_documents(model, docs, batch_size=batch_size, split=split, chunk=chunk):
             stats["documents"] += 1
             stats["spans"] += len(ex.spans)

@@ -20,9 +20,12 @@ Where Ray runs:
   and ``--out`` at the same path (a shared filesystem);
 * Ray already initialised in this process (tests, notebooks): used as it is, never shut down here.
 
-Actors take ``num_gpus=gpus_per_worker`` (default: 1 when the cluster has GPUs and the runtime is torch; a
-fraction such as 0.5 puts two actors on one GPU, so one parses XML while the other predicts) and ``num_cpus =
-threads`` (torch threads per actor, default 1).
+Actors take ``num_gpus=gpus_per_worker`` (default: 1 when the cluster has GPUs and the model can use them — torch
+runtime without ``--quantize``, see :func:`actor_gpus`; a fraction such as 0.5 puts two actors on one GPU, so one
+parses XML while the other predicts) and ``num_cpus = threads`` (torch threads per actor, default 1).
+
+One run at a time per ``--out``: the run holds ``OUT/.lock`` (:func:`~ade_distill.student.shards.exclusive_out_dir`)
+from planning to its last manifest entry; a second run on the same folder fails at once.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from ade_distill.student.shards import (
     Shard,
     check_out_format,
     collect_results,
+    exclusive_out_dir,
     predict_shard,
     prepare_run,
     run_settings,
@@ -87,6 +91,27 @@ def _prepare(model: Any, device: str, sources: Sequence[str]) -> Any:
             member.module.to(device)
         member.source = source
     return model
+
+
+def actor_gpus(cluster_gpus: float, gpus_per_worker: float | None, *, runtime: str = "torch",
+               quantize: bool = False) -> float:
+    """The GPUs each actor takes (``num_gpus``; 0 = a CPU actor, whose model stays on the CPU). A model that runs
+    on the CPU only — ``--runtime onnx`` (ONNX Runtime's CPU provider), or ``--quantize`` (torch int8 dynamic
+    quantization has CPU kernels only) — gets CPU actors even on a GPU cluster. Unset ``gpus_per_worker``: 1 when
+    the cluster has a GPU and the model can use it, else 0.
+
+    Raises:
+        ConfigError: GPUs asked for a CPU-only model, or more per actor than the cluster has.
+    """
+    cpu_only = runtime != "torch" or quantize
+    if gpus_per_worker is None:
+        return 1.0 if cluster_gpus >= 1 and not cpu_only else 0.0
+    if gpus_per_worker > 0 and cpu_only:
+        why = f"--runtime {runtime} runs" if runtime != "torch" else "--quantize (int8 torch) runs"
+        raise ConfigError(f"{why} on CPU only; use --gpus-per-worker 0")
+    if gpus_per_worker > 0 and cluster_gpus < gpus_per_worker:
+        raise ConfigError(f"--gpus-per-worker {gpus_per_worker}: the Ray cluster has {cluster_gpus:g} GPUs")
+    return float(gpus_per_worker)
 
 
 class ShardPredictor:
@@ -178,64 +203,60 @@ def predict_ray(
     settings = run_settings(dirs, runtime=runtime, quantize=quantize, min_votes=min_votes, boundary=boundary,
                             split=split, input_format=input_format, out_format=out_format, batch_size=batch_size,
                             chunk=chunk)
-    manifest, shards, todo = prepare_run(inputs, out_dir, settings)
-    summary: dict[str, Any]
-    if not todo:
-        summary = collect_results(manifest, shards, todo, [], on_shard)
-        summary.update(workers=0, gpus_per_worker=0.0, seconds=round(time.perf_counter() - t0, 3))
+    with exclusive_out_dir(out_dir):  # one run per --out, held to the last manifest entry
+        manifest, shards, todo = prepare_run(inputs, out_dir, settings)
+        summary: dict[str, Any]
+        if not todo:
+            summary = collect_results(manifest, shards, todo, [], on_shard)
+            summary.update(workers=0, gpus_per_worker=0.0, seconds=round(time.perf_counter() - t0, 3))
+            return summary
+
+        started = connect(workers, threads)
+        try:
+            resources = ray.cluster_resources()
+            gpus = float(resources.get("GPU", 0))
+            gpus_per_worker = actor_gpus(gpus, gpus_per_worker, runtime=runtime, quantize=quantize)
+            if workers is None:
+                per = gpus / gpus_per_worker if gpus_per_worker else float(resources.get("CPU", 1)) / threads
+                workers = max(1, int(per))
+            n_actors = min(workers, len(todo))
+            if n_actors * threads > resources.get("CPU", 0):
+                log.warning("%d workers x %d threads need more CPUs than the Ray cluster has now (%g); actors wait for "
+                            "resources (an autoscaling cluster adds them)", n_actors, threads, resources.get("CPU", 0))
+            log.info("predicting %d of %d shards (%d finished) with %d Ray workers (%g GPUs, %d threads each)",
+                     len(todo), len(shards), len(shards) - len(todo), n_actors, gpus_per_worker, threads)
+            ray.data.DataContext.get_current().enable_progress_bars = progress
+            rows = [{"key": s.key, "input": str(s.input.resolve()), "output": str(s.output.resolve())} for s in todo]
+            ds = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
+                ShardPredictor,
+                batch_size=1,
+                compute=ray.data.ActorPoolStrategy(size=n_actors, max_tasks_in_flight_per_actor=1),
+                fn_constructor_kwargs={
+                    "model_dirs": dirs,
+                    "load": {"min_votes": min_votes, "boundary": boundary, "quantize": quantize, "runtime": runtime},
+                    "predict": {"input_format": input_format, "batch_size": batch_size, "split": split,
+                                "chunk": chunk, "out_format": out_format},
+                    "threads": threads,
+                    "device": "cuda" if gpus_per_worker > 0 else "cpu",
+                    "sources": [str(Path(d)) for d in model_dirs],
+                },
+                num_cpus=threads,
+                num_gpus=gpus_per_worker or None,
+            )
+            rows_iter = iter(ds.iter_rows())  # streaming: a row arrives as soon as its shard is written
+            try:
+                summary = collect_results(manifest, shards, todo, map(_plain, rows_iter), on_shard)
+            finally:
+                # stop the streaming executor before Ray goes (an interrupted run would leave its thread calling
+                # into a Ray that is gone)
+                close = getattr(rows_iter, "close", None)
+                if close is not None:
+                    close()
+        finally:
+            if started:
+                ray.shutdown()
+        summary.update(workers=n_actors, gpus_per_worker=gpus_per_worker, seconds=round(time.perf_counter() - t0, 3))
         return summary
 
-    started = connect(workers, threads)
-    try:
-        resources = ray.cluster_resources()
-        gpus = float(resources.get("GPU", 0))
-        if gpus_per_worker is None:
-            gpus_per_worker = 1.0 if gpus >= 1 and runtime == "torch" else 0.0
-        if gpus_per_worker > 0 and runtime != "torch":
-            raise ConfigError(f"--runtime {runtime} runs on CPU; use --gpus-per-worker 0")
-        if gpus_per_worker > 0 and gpus < gpus_per_worker:
-            raise ConfigError(f"--gpus-per-worker {gpus_per_worker}: the Ray cluster has {gpus:g} GPUs")
-        if workers is None:
-            per = gpus / gpus_per_worker if gpus_per_worker else float(resources.get("CPU", 1)) / threads
-            workers = max(1, int(per))
-        n_actors = min(workers, len(todo))
-        if n_actors * threads > resources.get("CPU", 0):
-            log.warning("%d workers x %d threads need more CPUs than the Ray cluster has now (%g); actors wait for "
-                        "resources (an autoscaling cluster adds them)", n_actors, threads, resources.get("CPU", 0))
-        log.info("predicting %d of %d shards (%d finished) with %d Ray workers (%g GPUs, %d threads each)",
-                 len(todo), len(shards), len(shards) - len(todo), n_actors, gpus_per_worker, threads)
-        ray.data.DataContext.get_current().enable_progress_bars = progress
-        rows = [{"key": s.key, "input": str(s.input.resolve()), "output": str(s.output.resolve())} for s in todo]
-        ds = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
-            ShardPredictor,
-            batch_size=1,
-            compute=ray.data.ActorPoolStrategy(size=n_actors, max_tasks_in_flight_per_actor=1),
-            fn_constructor_kwargs={
-                "model_dirs": dirs,
-                "load": {"min_votes": min_votes, "boundary": boundary, "quantize": quantize, "runtime": runtime},
-                "predict": {"input_format": input_format, "batch_size": batch_size, "split": split,
-                            "chunk": chunk, "out_format": out_format},
-                "threads": threads,
-                "device": "cuda" if gpus_per_worker > 0 else "cpu",
-                "sources": [str(Path(d)) for d in model_dirs],
-            },
-            num_cpus=threads,
-            num_gpus=gpus_per_worker or None,
-        )
-        rows_iter = iter(ds.iter_rows())  # streaming: a row arrives as soon as its shard is written
-        try:
-            summary = collect_results(manifest, shards, todo, map(_plain, rows_iter), on_shard)
-        finally:
-            # stop the streaming executor before Ray goes (an interrupted run would leave its thread calling
-            # into a Ray that is gone)
-            close = getattr(rows_iter, "close", None)
-            if close is not None:
-                close()
-    finally:
-        if started:
-            ray.shutdown()
-    summary.update(workers=n_actors, gpus_per_worker=gpus_per_worker, seconds=round(time.perf_counter() - t0, 3))
-    return summary
 
-
-__all__ = ["ShardPredictor", "connect", "predict_ray", "require_ray"]
+__all__ = ["ShardPredictor", "actor_gpus", "connect", "predict_ray", "require_ray"]

@@ -22,7 +22,12 @@ quantization, ensemble vote, split, input and output format); a rerun with other
 mixing shards of two models in one folder. ``batch_size`` and ``chunk`` are recorded but not compared: they change
 speed, not records (beyond float rounding).
 
-Only one run at a time may write into an output folder.
+Only one run at a time may write into an output folder: a run holds ``OUT/.lock`` (:func:`exclusive_out_dir`) from
+planning to its last manifest entry, and a second run on the same folder fails at once.
+
+A folder given as an input contributes its files with a known input suffix (:data:`FOLDER_INPUT_SUFFIXES`; a
+checksum or a note beside them is skipped, and logged); a BRAT folder is refused (a document there is a ``.txt`` +
+``.ann`` pair, not one file).
 """
 
 from __future__ import annotations
@@ -33,8 +38,8 @@ import logging
 import os
 import re
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -42,7 +47,14 @@ from typing import Any
 
 from ade_distill.errors import ConfigError, DataError
 from ade_distill.hashing import file_sha256, path_sha256
-from ade_distill.records import Example, example_to_json, parse_example
+from ade_distill.records import (
+    Example,
+    atomic_write_text,
+    example_to_json,
+    fsync_dir,
+    parse_example,
+    temp_path,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +65,11 @@ OUT_FORMATS = ("jsonl", "parquet")
 BINDING_SETTINGS = ("models", "runtime", "quantize", "min_votes", "boundary", "split", "input_format", "out_format")
 _INPUT_SUFFIXES = re.compile(r"(\.(xml|jsonl|json|txt|text))?(\.gz)?$", re.IGNORECASE)
 _TEMP = re.compile(r"^\..+\.\d+\.[0-9a-f]{12}\.tmp$")
+# what a folder given as --input contributes: the files the readers know by name (MEDLINE / BioC XML, records or
+# abstracts JSONL, BioC JSON, text), gzipped or not; anything else in the folder (*.md5, README, ...) is skipped
+FOLDER_INPUT_SUFFIXES = tuple(f"{s}{z}" for s in (".xml", ".bioc", ".jsonl", ".json", ".txt", ".text")
+                              for z in ("", ".gz"))
+LOCK = ".lock"  # OUT/.lock: held (flock) by the one run writing into OUT
 
 
 @dataclass(frozen=True)
@@ -65,12 +82,45 @@ class Shard:
 
 
 # -- planning --------------------------------------------------------------------------------------------------
-def expand_inputs(patterns: str | Path | Sequence[str | Path]) -> list[Path]:
-    """The input files named by ``patterns``: files, folders (their visible files) and glob patterns (``*``,
-    ``?``, ``[...]``, ``**``), sorted by path within each pattern, each file once.
+def is_input_file(path: str | Path) -> bool:
+    """Whether a file of a folder is an input the readers know by its name (:data:`FOLDER_INPUT_SUFFIXES`)."""
+    return Path(path).name.lower().endswith(FOLDER_INPUT_SUFFIXES)
+
+
+def _folder_inputs(folder: Path) -> list[Path]:
+    """The input files of a folder: its visible files with a known input suffix; the others (checksums such as
+    ``*.xml.gz.md5``, notes, configuration) are logged as skipped, never predicted.
 
     Raises:
-        ConfigError: a pattern that matches no file.
+        ConfigError: a BRAT collection (``.ann`` files: one document is a ``.txt`` + ``.ann`` pair, not a file),
+            or a folder without any input file (the skipped names are listed).
+    """
+    from ade_distill.data.formats import is_brat
+
+    if is_brat(folder):
+        raise ConfigError(f"--input {folder} is a BRAT collection (.ann files): the Ray engine predicts one file per "
+                          "shard, and a BRAT document is a .txt + .ann pair; predict it with the single-process "
+                          f"engine (ade-distill predict --input {folder}), or give its text files as a pattern "
+                          f"('{folder}/*.txt') in a folder without the .ann files")
+    files = sorted(f for f in folder.iterdir() if f.is_file() and not f.name.startswith("."))
+    keep = [f for f in files if is_input_file(f)]
+    skipped = [f.name for f in files if not is_input_file(f)]
+    if skipped:
+        log.info("--input %s: skipped %d files that are not inputs (%s%s); inputs end in %s", folder, len(skipped),
+                 ", ".join(skipped[:5]), ", ..." if len(skipped) > 5 else "", " ".join(FOLDER_INPUT_SUFFIXES))
+    if files and not keep:
+        raise ConfigError(f"--input {folder} holds no input file ({', '.join(skipped[:5])}"
+                          f"{', ...' if len(skipped) > 5 else ''}); inputs end in {' '.join(FOLDER_INPUT_SUFFIXES)}")
+    return keep
+
+
+def expand_inputs(patterns: str | Path | Sequence[str | Path]) -> list[Path]:
+    """The input files named by ``patterns``: files, folders (their visible files that end in a known input
+    suffix, :data:`FOLDER_INPUT_SUFFIXES`; not a BRAT collection) and glob patterns (``*``, ``?``, ``[...]``,
+    ``**``), sorted by path within each pattern, each file once. A file or pattern is taken as given.
+
+    Raises:
+        ConfigError: a pattern that matches no file, a folder without input files, a BRAT folder.
     """
     items = [patterns] if isinstance(patterns, str | Path) else list(patterns)
     out: list[Path] = []
@@ -79,7 +129,7 @@ def expand_inputs(patterns: str | Path | Sequence[str | Path]) -> list[Path]:
         text = str(item)
         p = Path(text)
         if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith("."))
+            found = _folder_inputs(p)
         elif p.is_file():
             found = [p]
         else:
@@ -157,23 +207,6 @@ def shard_records(
     return predict_documents(model, docs, batch_size=batch_size, split=split, chunk=chunk)
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - a platform without directory handles
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover - a filesystem that does not sync directories
-        pass
-    finally:
-        os.close(fd)
-
-
-def _temp_name(path: Path) -> Path:
-    return path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp"
-
-
 def write_records_atomic(path: str | Path, records: Iterable[Example], out_format: str = "jsonl") -> dict[str, Any]:
     """Write ``records`` to ``path`` so that it either does not appear or appears complete: into a hidden
     temporary file beside it, fsynced, then renamed (and the folder fsynced). Returns ``records`` (count),
@@ -182,7 +215,7 @@ def write_records_atomic(path: str | Path, records: Iterable[Example], out_forma
     temporary file and is raised."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_name(p)
+    tmp = temp_path(p)
     counts = {"records": 0, "spans": 0, "relations": 0, "sentences": 0}
 
     def counted() -> Iterator[Example]:
@@ -214,7 +247,7 @@ def write_records_atomic(path: str | Path, records: Iterable[Example], out_forma
         digest = file_sha256(tmp)
         size = tmp.stat().st_size
         os.replace(tmp, p)
-        _fsync_dir(p.parent)
+        fsync_dir(p.parent)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -243,21 +276,6 @@ def predict_shard(
 
 
 # -- the manifest ----------------------------------------------------------------------------------------------
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = _temp_name(path)
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 class Manifest:
     """``OUT/manifest.json``: the settings of the run and one entry per finished shard (see the module
     docstring). Every :meth:`record` rewrites the file atomically."""
@@ -309,7 +327,8 @@ class Manifest:
 
     def save(self) -> None:
         data = {"version": MANIFEST_VERSION, "settings": self.settings, "shards": self.shards}
-        _atomic_write_text(self.path, json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+        atomic_write_text(self.path, json.dumps(data, indent=1, ensure_ascii=False) + "\n",
+                          sync_dir=True)
 
     def is_finished(self, shard: Shard) -> bool:
         """True when the manifest's entry for ``shard`` names its output file, that file has the recorded size
@@ -352,6 +371,25 @@ def remove_stale_temps(out_dir: str | Path) -> int:
 
 
 # -- a whole run -----------------------------------------------------------------------------------------------
+@contextmanager
+def exclusive_out_dir(out_dir: str | Path) -> Iterator[Path]:
+    """Hold ``OUT/.lock`` (an exclusive, non-blocking ``flock``, released by the kernel however the process ends:
+    :func:`~ade_distill.teacher.outlock.exclusive_output`) for the ``with`` block — one run per output folder.
+    Creates the folder.
+
+    Raises:
+        ConfigError: ``out_dir`` is a file, or another run holds its lock.
+    """
+    from ade_distill.teacher.outlock import exclusive_output
+
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; the Ray engine writes a folder of shards")
+    out.mkdir(parents=True, exist_ok=True)
+    with exclusive_output(out, lock=out / LOCK, command="predict --engine ray") as lock:
+        yield lock
+
+
 def prepare_run(
     inputs: str | Path | Sequence[str | Path], out_dir: str | Path, settings: dict[str, Any],
 ) -> tuple[Manifest, list[Shard], list[Shard]]:
@@ -484,7 +522,8 @@ def _read_parquet(path: Path) -> Iterator[Example]:
 
 
 __all__ = [
-    "MANIFEST", "OUT_FORMATS", "Manifest", "Shard", "check_out_format", "collect_results", "expand_inputs", "plan_shards",
+    "FOLDER_INPUT_SUFFIXES", "LOCK", "MANIFEST", "OUT_FORMATS", "Manifest", "Shard", "check_out_format",
+    "collect_results", "exclusive_out_dir", "expand_inputs", "is_input_file", "plan_shards",
     "predict_shard", "prepare_run", "read_shard", "remove_stale_temps", "run_settings", "shard_key",
     "shard_records", "write_records_atomic",
 ]

@@ -41,13 +41,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ade_distill.errors import ConfigError, DataError
 from ade_distill.records import Example
 from ade_distill.tasks.spec import TaskSpec
+
+if TYPE_CHECKING:
+    from ade_distill.data.standoff import FormatOptions
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +60,7 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     encoder: str = Field(default="minilm", min_length=1)
-    architecture: Literal["drug_conditioned", "pairwise"] = "drug_conditioned"
+    architecture: Literal["drug_conditioned", "pairwise", "pair_classifier"] = "drug_conditioned"
     tail_head: Literal["linear", "interaction"] = Field(
         default="linear", description="drug_conditioned stage-2 layer: 'linear' (the paper's) or 'interaction'.")
     epochs: int = Field(default=5, ge=1, le=1000)
@@ -103,12 +106,14 @@ class TrainConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
-        if self.architecture == "pairwise" and self.tail_head != "linear":
+        if self.architecture != "drug_conditioned" and self.tail_head != "linear":
             raise ValueError("tail_head applies to the drug_conditioned architecture only")
         if self.soft_targets and (self.architecture != "drug_conditioned" or not self.confidence_weighting):
             raise ValueError("soft_targets needs the drug_conditioned architecture and confidence_weighting")
-        if self.architecture == "pairwise" and self.relation_threshold <= 0.0:
-            raise ValueError("relation_threshold must be > 0 for the pairwise architecture")
+        if self.architecture in ("pairwise", "pair_classifier") and self.relation_threshold <= 0.0:
+            raise ValueError(f"relation_threshold must be > 0 for the {self.architecture} architecture")
+        if self.architecture == "pair_classifier" and self.calibrate_thresholds:
+            raise ValueError("calibrate_thresholds picks head/tail tagging thresholds; pair_classifier tags none")
         return self
 
     @classmethod
@@ -321,7 +326,7 @@ def _windowed(
     student: Any, train: Sequence[Example], config: TrainConfig
 ) -> tuple[Sequence[Example], dict[str, Any] | None]:
     """With ``window_long_texts``: long texts cut into windows of whole sentences, and the window counts."""
-    if not config.window_long_texts:
+    if not config.window_long_texts or config.architecture == "pair_classifier":  # it encodes texts in chunks
         return train, None
     from ade_distill.student.windows import window_examples
 
@@ -340,6 +345,8 @@ def _training_features(
     """
     from ade_distill.student.data import FeatureStats, build_features
 
+    if config.architecture == "pair_classifier":
+        return _pair_features(task, student, train, config)
     fstats = FeatureStats()
     encs = student.encode([e.text for e in train])
     feats = build_features(
@@ -353,6 +360,22 @@ def _training_features(
         )
     log.info("features: %s", fstats.as_dict())
     return feats, fstats
+
+
+def _pair_features(task: TaskSpec, student: Any, train: Sequence[Example], config: TrainConfig
+                   ) -> tuple[list[Any], Any]:
+    """pair_classifier: marked, chunked texts, entities and concept-pair targets (:mod:`.pair_classifier`)."""
+    from ade_distill.student.pair_classifier import PairStats, build_pair_features
+
+    pstats = PairStats()
+    feats = build_pair_features(task, train, student.tokenizer, config.max_length,
+                                min_confidence=config.min_confidence,
+                                confidence_weighting=config.confidence_weighting, stats=pstats)
+    if not any(f.has_relation for f in feats):
+        raise ConfigError(f"no usable training relation between entity mentions in {len(train)} examples "
+                          f"(feature counts: {pstats.as_dict()})")
+    log.info("pair features: %s", pstats.as_dict())
+    return feats, pstats
 
 
 def _is_positive(f: Any) -> bool:
@@ -564,7 +587,12 @@ class _TrainingRun:
         model.eval()
         t0 = time.perf_counter()
         preds = student.predict(dev, batch_size=self.config.eval_batch_size)
-        (p, r, f), self.scorer = relation_f1(dev, preds)
+        if self.config.architecture == "pair_classifier":  # entity-pair level (gold or silver dev alike)
+            from ade_distill.student.pair_classifier import entity_pair_prf
+
+            (p, r, f), self.scorer = entity_pair_prf(student.task, dev, preds), "pair_classifier.entity_pair_prf"
+        else:
+            (p, r, f), self.scorer = relation_f1(dev, preds)
         entry = {"event": "dev", "epoch": epoch, "step": self.step, "precision": p, "recall": r, "f1": f,
                  "predicted_relations": sum(len(e.relations) for e in preds),
                  "seconds": round(time.perf_counter() - t0, 2)}
@@ -652,12 +680,15 @@ def calibrate_thresholds(student: Any, dev: Sequence[Example], batch_size: int =
             "grid": [[k[0], k[1], v] for k, v in sorted(scores.items())]}
 
 
-def read_training_file(path: str | Path, task: TaskSpec, fmt: str | None = None) -> list[Example]:
+def read_training_file(
+    path: str | Path, task: TaskSpec, fmt: str | None = None, label_map: FormatOptions | str | Path | None = None,
+) -> list[Example]:
     """Read a training/dev file — JSONL, a BRAT folder or a BioC file (``fmt`` detected unless given) —,
-    checking labels against the task (errors name file and line)."""
+    checking labels against the task (errors name file and line); ``label_map`` maps BRAT/BioC labels to the
+    task's (:func:`ade_distill.data.formats.read_records`)."""
     from ade_distill.data.formats import read_records
 
-    exs = read_records(path, fmt, task=task)
+    exs = read_records(path, fmt, task=task, options=label_map)
     if not exs:
         raise DataError("no examples in file", path=path)
     return exs

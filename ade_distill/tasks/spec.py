@@ -8,10 +8,10 @@ A new task (chemical–disease, gene–disease, ...) is a new YAML file, not new
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer, model_validator
 
 from ade_distill.errors import ConfigError
 
@@ -53,6 +53,18 @@ class TaskSpec(BaseModel):
     instructions: str = Field(default="", description="Extra task-specific guidance appended to the prompt.")
     prompt_template: str = Field(default="re.v1", description="Versioned prompt template name (teacher/prompts).")
     demonstrations: tuple[Demonstration, ...] = ()
+    student_architecture: Literal["drug_conditioned", "pairwise", "pair_classifier"] | None = Field(
+        default=None,
+        description="The student architecture that fits the task, used by `ade-distill train` when no "
+        "--architecture is given (unset: drug_conditioned). Left out of dumps while unset, and out of stage keys "
+        "(the architecture itself enters them through the training config).")
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_hint(self, handler: Any) -> Any:
+        out = handler(self)
+        if isinstance(out, dict) and out.get("student_architecture", "") is None:
+            out.pop("student_architecture")
+        return out
 
     @model_validator(mode="after")
     def _check(self) -> TaskSpec:

@@ -18,10 +18,19 @@ Guarantees:
 * **In order, resumable.** Records are appended in input order up to the first one whose batch is still
   running; with ``max_wait_s`` the job returns then (``summary.batches_pending``), and a rerun collects.
 * **Split** into batches of at most ``max_requests`` lines and ``max_bytes`` (the API allows 50,000 and 200 MB).
+* **Budget** (``max_cost``): the *estimated* cost (prompt tokens counted, ``OUTPUT_TOKENS_PER_RECORD`` output
+  tokens a record) of the batches in the state file — submitted by this run or an earlier one, and not yet
+  written to ``OUT`` — plus what this run submits stays within ``max_cost``; a rerun of a job whose batches still
+  run therefore submits nothing more until they are collected (rerunning with ``max_wait_s=0`` never spends the
+  budget twice).
+* **A broken result line** (not JSON, or without ``custom_id``) is logged and counted, not fatal: the record it
+  would have answered is ``error`` (no answer in the batch's output), and a rerun resubmits it.
 
-The state file holds, per batch: input file id, batch id, the record ids submitted (``custom_id``) and a digest
-of their cache keys (a rerun with other prompt options is refused rather than mapping answers to other
-prompts). It is deleted once every record of its batches is in ``OUT``; each record keeps ``meta.batch_id``.
+The state file holds, per batch: input file id, batch id, the record ids submitted (``custom_id``), a hash of
+each one's cache key and a digest of them all (a rerun with other prompt options is refused rather than mapping
+answers to other prompts, even when some of the batch's records were written before a kill), and the batch's
+estimated cost. It is deleted once every record of its batches is in ``OUT``; each record keeps
+``meta.batch_id``.
 """
 
 from __future__ import annotations
@@ -43,7 +52,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ade_distill.errors import BackendError, ConfigError, DataError
 from ade_distill.records import Example, JsonlAppender
 from ade_distill.teacher.backends.base import TeacherResponse, TransientError
-from ade_distill.teacher.backends.openai_batch import TERMINAL, BatchInfo, OpenAIBatchBackend
+from ade_distill.teacher.backends.openai_batch import TERMINAL, BadResultLine, BatchInfo, OpenAIBatchBackend
 from ade_distill.teacher.cost import token_counter
 from ade_distill.teacher.label import OUTPUT_TOKENS_PER_RECORD, _Job, _Unit, run_coroutine
 
@@ -76,13 +85,17 @@ class BatchConfig(BaseModel):
 
 
 class BatchPart(BaseModel):
-    """One submitted batch: its input file, its id once created, the record ids it answers."""
+    """One submitted batch: its input file, its id once created, the record ids it answers, a hash of each one's
+    cache key (``key_hashes``, parallel to ``ids``; ``None`` in a state written before they were kept) and a
+    digest of them all, and its estimated cost in USD (``None``: unpriced model, or an older state file)."""
 
     input_file_id: str
     batch_id: str | None = None
     status: str | None = None
     ids: list[str]
     keys_digest: str
+    key_hashes: list[str] | None = None
+    est_cost_usd: float | None = None
     uploaded_at: float
 
 
@@ -114,6 +127,11 @@ def _save_state(path: Path, state: BatchState) -> None:
 
 def _digest(keys: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(keys).encode()).hexdigest()
+
+
+def _key_hash(key: str) -> str:
+    """A short hash of one cache key (64 bits: enough to tell two prompts apart, small in the state file)."""
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -157,6 +175,8 @@ class _BatchJob:
         self.path = state_path(out)
         self.failures: dict[str, _Failure] = {}
         self.infos: dict[str, BatchInfo] = {}
+        self.bad_lines: Counter[str] = Counter()  # batch id -> result lines that could not be read
+        self._counter: Any = None  # the prompt token counter, made on first use
 
     # -- the job ------------------------------------------------------------------------------------------------
     async def run(self) -> int:
@@ -173,6 +193,10 @@ class _BatchJob:
                 self.job.fatal = err
             nxt = self._write()
             self._finish_state(state, nxt)
+            if self.bad_lines:
+                log.warning("%d batch result line(s) could not be read (%s); their records are errors, resubmitted "
+                            "by a rerun", sum(self.bad_lines.values()),
+                            ", ".join(f"{b}: {n}" for b, n in self.bad_lines.items()))
             return nxt
         finally:
             await self.backend.aclose()
@@ -208,38 +232,76 @@ class _BatchJob:
         return state
 
     def _check_part(self, part: BatchPart, written: set[str]) -> None:
+        """Refuse a batch naming records not in this input, or submitted with other prompts or options than this
+        run's for any record still to write (its answers would be cached under this run's keys)."""
+        name = part.batch_id or part.input_file_id
         unknown = [i for i in part.ids if i not in self.by_id and i not in written]
         if unknown:
-            raise ConfigError(f"{self.path}: batch {part.batch_id or part.input_file_id} answers record "
-                              f"{unknown[0]!r}, which is not in this input; rerun with the input that submitted it "
-                              "or delete the file")
-        keys = [self.keys[self.by_id[i].index] for i in part.ids if i in self.by_id]
-        if len(keys) == len(part.ids) and _digest(keys) != part.keys_digest:
-            raise ConfigError(f"{self.path}: batch {part.batch_id or part.input_file_id} was submitted with other "
-                              "prompts or generation options than this run's; rerun with the same options "
-                              "(--shots, --seed, --max-tokens, --response-format, --demo-pool) or delete the file")
+            raise ConfigError(f"{self.path}: batch {name} answers record {unknown[0]!r}, which is not in this "
+                              "input; rerun with the input that submitted it or delete the file")
+        other = ConfigError(f"{self.path}: batch {name} was submitted with other prompts or generation options "
+                            "than this run's; rerun with the same options (--shots, --seed, --max-tokens, "
+                            "--response-format, --demo-pool) or delete the file")
+        todo = [(k, self.keys[self.by_id[i].index]) for k, i in enumerate(part.ids) if i in self.by_id]
+        if part.key_hashes is not None:
+            if len(part.key_hashes) != len(part.ids):
+                raise ConfigError(f"{self.path}: batch {name}: {len(part.ids)} ids but {len(part.key_hashes)} key "
+                                  "hashes; the file is damaged — fix or delete it")
+            if any(part.key_hashes[k] != _key_hash(key) for k, key in todo):
+                raise other
+        elif len(todo) == len(part.ids):  # a state without key hashes: only the digest of them all
+            if _digest([key for _, key in todo]) != part.keys_digest:
+                raise other
+        else:
+            raise ConfigError(f"{self.path}: batch {name} has records written already and its state file predates "
+                              "per-record key hashes, so its answers cannot be checked against this run's prompts; "
+                              "delete the file to go on (its batches keep running and are billed)")
 
     def _to_submit(self, state: BatchState) -> list[_Unit]:
         """Units neither answered (cached) nor in a batch of ``state``, within the budget."""
         submitted = {i for p in state.parts for i in p.ids}
         todo = [u for u in self.todo if u.example.id not in submitted and self.keys[u.index] not in self.cache]
-        return self._within_budget(todo)
+        return self._within_budget(todo, state)
 
-    def _within_budget(self, units: list[_Unit]) -> list[_Unit]:
-        """The longest prefix of ``units`` whose *estimated* cost (prompt tokens counted, a fixed allowance of
-        output tokens) fits what is left of ``max_cost``."""
+    def _estimate(self, u: _Unit) -> float | None:
+        """The estimated cost of one request: its prompt tokens counted, ``OUTPUT_TOKENS_PER_RECORD`` output
+        tokens; ``None`` for an unpriced model."""
+        price = self.job.prices.lookup(self.backend.model)
+        if price is None:
+            return None
+        if self._counter is None:
+            self._counter = token_counter(self.backend.model)
+        ptok = sum(self._counter.count(m["content"]) + 4 for m in self.job.prompts[u.index].messages)
+        return price.cost(ptok, OUTPUT_TOKENS_PER_RECORD)
+
+    def _committed(self, state: BatchState) -> float:
+        """The estimated cost of the batches of ``state`` (submitted, not yet all written): spent, or about to
+        be, whether or not this run collects them. A part of an older state file without its estimate is
+        estimated from its records still to write."""
+        total = 0.0
+        for p in state.parts:
+            if p.est_cost_usd is not None:
+                total += p.est_cost_usd
+            else:
+                total += sum(self._estimate(self.by_id[i]) or 0.0 for i in p.ids if i in self.by_id)
+        return total
+
+    def _within_budget(self, units: list[_Unit], state: BatchState) -> list[_Unit]:
+        """The longest prefix of ``units`` whose *estimated* cost fits what is left of ``max_cost`` once the
+        batches of ``state`` (earlier runs' included, until their records are written) and this run's spending
+        are counted."""
         j = self.job
         if j.max_cost is None or not units:
             return units
-        price = j.prices.lookup(self.backend.model)
-        counter = token_counter(self.backend.model)
-        left, total = j.max_cost - j.summary.spent_usd, 0.0
+        committed = self._committed(state)
+        left, total = j.max_cost - j.summary.spent_usd - committed, 0.0
         for k, u in enumerate(units):
-            ptok = sum(counter.count(m["content"]) + 4 for m in j.prompts[u.index].messages)
-            total += price.cost(ptok, OUTPUT_TOKENS_PER_RECORD) if price else 0.0
+            total += self._estimate(u) or 0.0
             if total > left:
                 j.summary.stopped_by_budget = True
-                log.warning("budget: submitting %d of %d records (estimated cost within $%.4f)", k, len(units), left)
+                log.warning("budget: submitting %d of %d records (estimated cost within $%.4f of $%g; $%.4f "
+                            "estimated for batches submitted and not yet written)", k, len(units), max(0.0, left),
+                            j.max_cost, committed)
                 return units[:k]
         return units
 
@@ -270,8 +332,11 @@ class _BatchJob:
         for k, (chunk, data) in enumerate(self._chunks(units)):
             name = f"{self.out.name}.{len(state.parts)}.jsonl"
             file_id = await self._retrying("upload", lambda d=data, n=name: self.backend.upload(d, n))
+            keys = [self.keys[u.index] for u in chunk]
+            costs = [self._estimate(u) for u in chunk]
             part = BatchPart(input_file_id=file_id, ids=[u.example.id for u in chunk], uploaded_at=time.time(),
-                             keys_digest=_digest([self.keys[u.index] for u in chunk]))
+                             keys_digest=_digest(keys), key_hashes=[_key_hash(k) for k in keys],
+                             est_cost_usd=None if None in costs else sum(c for c in costs if c is not None))
             state.parts.append(part)
             _save_state(self.path, state)
             await self._create(state, part)
@@ -342,8 +407,15 @@ class _BatchJob:
             if not file_id:
                 continue
             lines = await self._retrying("download", lambda f=file_id: self.backend.content(f))
-            for line in lines:
-                res = self.backend.result(line)
+            for n, line in enumerate(lines, start=1):
+                try:
+                    res = self.backend.result(line)
+                except BadResultLine as err:  # its record has no answer: an error, resubmitted by a rerun
+                    self.bad_lines[info.id] += 1
+                    self.job.summary.bad_result_lines += 1
+                    log.warning("batch %s: could not read a result line (line %d of %s): %s", info.id, n, file_id,
+                                err)
+                    continue
                 u = self.by_id.get(res.custom_id)
                 if u is None or res.custom_id not in part.ids or res.custom_id in seen:
                     log.warning("batch %s: ignoring a result for %r (not submitted in it, or repeated)", info.id,
@@ -356,17 +428,20 @@ class _BatchJob:
                     self.failures[res.custom_id] = _Failure(res.failure or "error", res.message or "", info.id)
         for i in part.ids:
             if i not in seen and i in self.by_id:
-                self.failures[i] = self._missing(info)
+                self.failures[i] = self._missing(info, self.bad_lines[info.id])
 
     @staticmethod
-    def _missing(info: BatchInfo) -> _Failure:
-        """Why a request of an ended batch has no line in its output or error file."""
+    def _missing(info: BatchInfo, bad_lines: int = 0) -> _Failure:
+        """Why a request of an ended batch has no line in its output or error file (``bad_lines``: lines of the
+        batch's files that could not be read, one of which may have been its answer)."""
+        bad = (f" ({bad_lines} result line{'s' if bad_lines != 1 else ''} of this batch could not be read)"
+               if bad_lines else "")
         if info.status == "expired":
-            return _Failure("expired", "batch_expired: the batch's completion window ended before this request ran",
-                            info.id)
+            return _Failure("expired", "batch_expired: the batch's completion window ended before this request ran"
+                            + bad, info.id)
         why = info.errors or ("no answer for this request in the batch's output" if info.status == "completed"
                               else "no answer")
-        return _Failure("error", f"batch {info.status}: {why}", info.id)
+        return _Failure("error", f"batch {info.status}: {why}{bad}", info.id)
 
     def _store(self, u: _Unit, resp: TeacherResponse, batch_id: str) -> None:
         key = self.keys[u.index]

@@ -8,13 +8,16 @@ from typing import Annotated, Any
 
 import typer
 
+from ade_distill.cli_options import DocumentFormatOpt, LabelMapOpt
+
 
 def _load_inputs(path: Path, fmt: str | None, task_unit: str, split: str) -> list:
     """The texts to label; :class:`DataError` when there are none (an empty file is a mistake, not a job)."""
+    from ade_distill.data.formats import document_format
     from ade_distill.data.unlabeled import iter_documents, sniff_format, to_sentences
     from ade_distill.errors import ConfigError, DataError
 
-    fmt = fmt or sniff_format(path)
+    fmt = document_format(fmt) or sniff_format(path)  # jsonl → records; an unknown name is a ConfigError
     docs = iter_documents(path, fmt)
     if split not in ("auto", "yes", "no"):
         raise ConfigError(f"--split-sentences must be auto, yes or no, got {split!r}")
@@ -40,6 +43,32 @@ def _failure_line(summary: Any) -> str | None:
             + ". Rerun the same command to retry them (answers already received are cached).")
 
 
+def _is_batch_teacher(teacher: str) -> bool | None:
+    """Whether ``--teacher`` names a batch teacher (``None``: not a valid teacher, left to the job to refuse)."""
+    from ade_distill.errors import ConfigError
+    from ade_distill.teacher.backends import BATCH_KINDS, parse_teacher_spec
+
+    try:
+        return parse_teacher_spec(teacher).kind in BATCH_KINDS
+    except ConfigError:
+        return None
+
+
+def _warn_ignored(teacher: str, *, concurrency: int | None, poll_interval: float | None,
+                  max_wait: float | None) -> None:
+    """Warn on stderr of options given (not ``None``) that ``teacher``'s kind does not use: ``--poll-interval`` /
+    ``--max-wait`` for a synchronous teacher, ``--concurrency`` for a batch teacher."""
+    is_batch = _is_batch_teacher(teacher)
+    if is_batch is None:
+        return
+    given = ({"--concurrency": concurrency} if is_batch
+             else {"--poll-interval": poll_interval, "--max-wait": max_wait})
+    ignored = [name for name, value in given.items() if value is not None]
+    if ignored:
+        what = "a batch teacher (it submits every request at once)" if is_batch else "a synchronous teacher"
+        typer.echo(f"warning: {', '.join(ignored)} ignored: {teacher.partition(':')[0]} is {what}", err=True)
+
+
 def register(app: typer.Typer) -> None:
     """Add ``label`` to the root app."""
 
@@ -53,8 +82,10 @@ def register(app: typer.Typer) -> None:
                                             "MEDLINE XML(.gz) or text (split into sentences for sentence tasks).")],
         out: Annotated[Path, typer.Option("--out", help="Silver JSONL; an existing file is resumed.")],
         task: Annotated[str, typer.Option("--task", help="ade, cdr or a task YAML.")] = "ade",
-        concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Simultaneous requests.")] = 8,
-        max_cost: Annotated[float | None, typer.Option("--max-cost", help="Budget in USD for new calls.")] = None,
+        concurrency: Annotated[int | None, typer.Option("--concurrency", min=1, help="Simultaneous requests "
+                                                        "(default 8; not for batch teachers).")] = None,
+        max_cost: Annotated[float | None, typer.Option("--max-cost", help="Budget in USD for new calls (batch "
+                                              "teachers: estimated, and batches still to collect count).")] = None,
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Estimate tokens and cost; make no call "
                                               "(no API key needed).")] = False,
         local_only: Annotated[bool, typer.Option("--local-only", help="Refuse non-loopback/private "
@@ -62,12 +93,13 @@ def register(app: typer.Typer) -> None:
         cache: Annotated[Path | None, typer.Option("--cache", help="SQLite response cache "
                                                    "(default: OUT's folder/teacher_cache.sqlite).")] = None,
         shots: Annotated[int, typer.Option("--shots", min=0, help="k demonstrations per prompt.")] = 0,
-        demo_pool: Annotated[Path | None, typer.Option("--demo-pool", help="Labeled records JSONL to draw "
-                                                       "demonstrations from (never test data).")] = None,
+        demo_pool: Annotated[Path | None, typer.Option("--demo-pool", help="Labeled records (JSONL, BRAT folder "
+                                                       "or BioC file) to draw demonstrations from (never test "
+                                                       "data).")] = None,
+        label_map: LabelMapOpt = None,
         demo_strategy: Annotated[str, typer.Option("--demo-strategy", help="random or nearest.")] = "random",
         seed: Annotated[int, typer.Option("--seed")] = 0,
-        input_format: Annotated[str | None, typer.Option("--input-format", help="records, abstracts, medline, "
-                                                         "text, brat, bioc (default: sniffed).")] = None,
+        input_format: DocumentFormatOpt = None,
         split_sentences: Annotated[str, typer.Option("--split-sentences", help="auto, yes or no.")] = "auto",
         prices: Annotated[Path | None, typer.Option("--prices", help="Price YAML overriding the shipped one.")] = None,
         response_format: Annotated[str, typer.Option("--response-format", help="auto, json_schema, json_object, "
@@ -77,8 +109,9 @@ def register(app: typer.Typer) -> None:
         backoff: Annotated[float, typer.Option("--backoff", help="First backoff wait in seconds.")] = 1.0,
         max_tokens: Annotated[int, typer.Option("--max-tokens", min=1)] = 1024,
         api_version: Annotated[str | None, typer.Option("--api-version", help="Azure API version.")] = None,
-        poll_interval: Annotated[float, typer.Option("--poll-interval", min=0.001, help="Batch teachers: seconds "
-                                                     "between two looks at a running batch.")] = 60.0,
+        poll_interval: Annotated[float | None, typer.Option("--poll-interval", min=0.001, help="Batch teachers: "
+                                                            "seconds between two looks at a running batch "
+                                                            "(default 60).")] = None,
         max_wait: Annotated[float | None, typer.Option("--max-wait", min=0, help="Batch teachers: stop polling "
                                                        "after this many seconds (0: submit and return); the batch "
                                                        "keeps running, rerun the command to collect it.")] = None,
@@ -100,9 +133,10 @@ def register(app: typer.Typer) -> None:
         from ade_distill.teacher.label import RetryPolicy, estimate_job, label_examples
 
         console = Console(stderr=False)
+        _warn_ignored(teacher, concurrency=concurrency, poll_interval=poll_interval, max_wait=max_wait)
         spec = load_task(task)
         examples = _load_inputs(input, input_format, spec.unit, split_sentences)
-        pool = read_records(demo_pool, task=spec) if demo_pool is not None else None
+        pool = read_records(demo_pool, task=spec, options=label_map) if demo_pool is not None else None
         common: dict[str, Any] = dict(cache_path=cache, shots=shots, demo_pool=pool, demo_strategy=demo_strategy, seed=seed,
                       prices=prices, local_only=local_only, response_format=response_format, max_tokens=max_tokens)
         if dry_run:
@@ -122,12 +156,20 @@ def register(app: typer.Typer) -> None:
         from ade_distill.teacher.batch import BatchConfig
 
         summary = label_examples(
-            spec, teacher, examples, out, concurrency=concurrency, max_cost=max_cost, progress=not no_progress,
+            spec, teacher, examples, out, concurrency=8 if concurrency is None else concurrency, max_cost=max_cost,
+            progress=not no_progress,
             timeout=timeout, retry=RetryPolicy(attempts=retries + 1, initial=backoff), api_version=api_version,
-            batch=BatchConfig(poll_interval_s=poll_interval, max_wait_s=max_wait), **common,
+            batch=BatchConfig(poll_interval_s=60.0 if poll_interval is None else poll_interval, max_wait_s=max_wait),
+            **common,
         )
         console.print(summary)
-        if summary.stopped_by_budget:
+        if summary.stopped_by_budget and _is_batch_teacher(teacher):
+            console.print(f"[yellow]stopped at the budget of ${max_cost:g}: {summary.remaining:,} records remain. "
+                          "The estimated cost of batches submitted and not yet written (this run's and earlier "
+                          "runs', in the state file) counts against --max-cost until their records are written: "
+                          "rerun to collect them, then again to submit more within the budget, or raise "
+                          "--max-cost[/yellow]")
+        elif summary.stopped_by_budget:
             console.print(f"[yellow]stopped at the budget of ${max_cost:g}: {summary.remaining:,} records remain; "
                           "rerun with a higher --max-cost to resume[/yellow]")
         if summary.batches_pending:

@@ -121,6 +121,7 @@ class LabelSummary:
     elapsed_s: float = 0.0
     prices: str = "list prices"
     batches_pending: int = 0
+    bad_result_lines: int = 0  # batch result lines that could not be read (their records: status error)
 
     @property
     def refused(self) -> int:
@@ -166,6 +167,7 @@ class LabelSummary:
             "spent_usd": round(self.spent_usd, 6), "calls": self.calls, "cache_hits": self.cache_hits,
             "retries": self.retries, "stopped_by_budget": self.stopped_by_budget,
             "elapsed_s": round(self.elapsed_s, 3), "prices": self.prices, "batches_pending": self.batches_pending,
+            "bad_result_lines": self.bad_result_lines,
         }
 
     def __rich__(self) -> Any:
@@ -193,6 +195,9 @@ class LabelSummary:
                   + (" — stopped at the budget" if self.stopped_by_budget else "") + f", {self.elapsed_s:.1f} s")
         if self.batches_pending:
             t.add_row("batches", f"{self.batches_pending:,} still running: rerun the same command to collect them")
+        if self.bad_result_lines:
+            t.add_row("unreadable batch lines", f"{self.bad_result_lines:,} (their records: status error; a rerun "
+                      "resubmits them)")
         return t
 
 
@@ -550,7 +555,8 @@ def label_examples(
         prices: user price YAML overriding the shipped table.
         retry: retry policy for transient failures.
         batch: polling and splitting of a batch teacher's job (:class:`~ade_distill.teacher.batch.BatchConfig`);
-            ``concurrency`` does not apply to it, ``max_cost`` caps the *estimated* cost of what it submits.
+            ``concurrency`` does not apply to it, ``max_cost`` caps the *estimated* cost of what it submits
+            (batches submitted earlier and not yet written included).
 
     Returns:
         The :class:`LabelSummary` of the whole output file.

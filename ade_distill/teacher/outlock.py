@@ -27,21 +27,22 @@ def lock_path(out: Path) -> Path:
 
 
 @contextmanager
-def exclusive_output(out: Path) -> Iterator[Path]:
-    """Hold the lock of ``out`` for the ``with`` block.
+def exclusive_output(out: Path, *, lock: Path | None = None, command: str = "label") -> Iterator[Path]:
+    """Hold the lock of ``out`` for the ``with`` block: on ``lock`` (default :func:`lock_path`; an output folder
+    can lock a file inside itself). ``command`` names the kind of run in the error.
 
     Raises:
         ConfigError: another process holds it (a second ``label`` run on the same ``--out``).
     """
-    lock = lock_path(out)
+    lock = lock_path(out) if lock is None else lock
     lock.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise ConfigError(f"{out} is being written by another label run (lock {lock} is held); wait for it to "
-                              "finish, or choose another --out") from None
+            raise ConfigError(f"{out} is being written by another {command} run (lock {lock} is held); wait for it "
+                              "to finish, or choose another --out") from None
         yield lock
     finally:
         os.close(fd)  # closing the descriptor releases the lock

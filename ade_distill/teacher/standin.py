@@ -20,7 +20,9 @@ runs its lines through the completion logic above when it is retrieved, so ``fau
 ``429``/``500``/``401``/``quota``/``hang``/``drop``/``malformed`` give an error-file line with that HTTP status,
 ``content_filter``/``length`` an answer cut short. Batch-level faults: ``batch_in_progress_polls`` (the batch
 stays ``in_progress`` for that many retrievals) and ``batch_expire_after`` (only that many lines are answered;
-the batch ends ``expired``, the rest as ``batch_expired`` lines in its error file). ``api_calls`` counts calls by
+the batch ends ``expired``, the rest as ``batch_expired`` lines in its error file); ``batch_bad_lines`` maps an input
+text to a broken result line in place of its answer, once: ``no_custom_id`` (the JSON line without its
+``custom_id``) or ``not_json`` (text that is not JSON). ``api_calls`` counts calls by
 name (``files.upload``, ``batches.create``, ``batches.retrieve``, ``batches.list``, ``files.content`` ...).
 
 Example::
@@ -45,9 +47,10 @@ from urllib.parse import urlparse
 from ade_distill.teacher.backends.replay import load_recordings
 from ade_distill.teacher.prompts import extract_input_text
 
-__all__ = ["StandinServer", "FAULTS"]
+__all__ = ["StandinServer", "FAULTS", "BAD_LINES"]
 
 FAULTS = ("429", "500", "hang", "drop", "malformed", "content_filter", "length", "401", "quota")
+BAD_LINES = ("no_custom_id", "not_json")
 
 
 class _Server(ThreadingHTTPServer):
@@ -71,6 +74,7 @@ class StandinServer:
         default_content: str = '{"relations": []}',
         batch_in_progress_polls: int = 0,
         batch_expire_after: int | None = None,
+        batch_bad_lines: dict[str, str] | None = None,
     ) -> None:
         if isinstance(recordings, dict):
             self.recordings = recordings
@@ -96,6 +100,10 @@ class StandinServer:
         self._stopping = threading.Event()
         self.api_calls: Counter[str] = Counter()
         self.batch_api = _BatchAPI(self, in_progress_polls=batch_in_progress_polls, expire_after=batch_expire_after)
+        self.batch_api.bad_lines = dict(batch_bad_lines or {})
+        for f in self.batch_api.bad_lines.values():
+            if f not in BAD_LINES:
+                raise ValueError(f"unknown batch line fault {f!r}; expected one of {BAD_LINES}")
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     @property
@@ -287,6 +295,7 @@ class _BatchAPI:
         self.files: dict[str, dict[str, Any]] = {}
         self.contents: dict[str, bytes] = {}
         self.batches: dict[str, dict[str, Any]] = {}
+        self.bad_lines: dict[str, str] = {}  # input text -> a broken result line in place of its answer, once
         self._polls: Counter[str] = Counter()
         self._lock = threading.RLock()
 
@@ -379,8 +388,8 @@ class _BatchAPI:
 
     def _run(self, b: dict[str, Any]) -> None:
         """Answer every line (or the first ``expire_after``), write the output and error files."""
-        ok: list[dict[str, Any]] = []
-        failed: list[dict[str, Any]] = []
+        ok: list[dict[str, Any] | str] = []
+        failed: list[dict[str, Any] | str] = []
         lines = self._lines(b)
         for k, line in enumerate(lines):
             rid = f"batch_req_{b['id']}_{k}"
@@ -391,11 +400,17 @@ class _BatchAPI:
                 continue
             code, body = self._answer(line["body"])
             out = ok if code == 200 else failed
-            out.append({"id": rid, "custom_id": line["custom_id"], "error": None,
-                        "response": {"status_code": code, "request_id": f"req_{k}", "body": body}})
+            row: dict[str, Any] | str = {"id": rid, "custom_id": line["custom_id"], "error": None,
+                                         "response": {"status_code": code, "request_id": f"req_{k}", "body": body}}
+            bad = self.bad_lines.pop(_input_text(line["body"]), None)
+            if bad == "no_custom_id":
+                row = {k: v for k, v in row.items() if k != "custom_id"}  # type: ignore[union-attr]
+            elif bad == "not_json":
+                row = '{"id": "' + rid + '", "custom_id": '  # cut off
+            out.append(row)
         for name, rows in (("output_file_id", ok), ("error_file_id", failed)):
             if rows:
-                data = "".join(json.dumps(r) + "\n" for r in rows).encode()
+                data = "".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows).encode()
                 b[name] = self._new_file(f"{b['id']}_{name[:-8]}.jsonl", data, "batch_output")["id"]
         expired = self.expire_after is not None and self.expire_after < len(lines)
         b["status"] = "expired" if expired else "completed"
@@ -404,11 +419,16 @@ class _BatchAPI:
 
     def _answer(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         """The status and body the synchronous endpoint would give this request (faults included)."""
-        users = [m for m in body.get("messages", []) if m.get("role") == "user"]
-        text = extract_input_text(users[-1].get("content") or "") if users else ""
+        text = _input_text(body)
         fault = self.server._next_fault(text)
         if fault in _HTTP_FAULTS:
             code = _HTTP_FAULTS[fault]
             err_type = "insufficient_quota" if fault == "quota" else "server_error"
             return code, {"error": {"message": f"injected fault {fault}", "type": err_type}}
         return 200, self.server._completion(text, body, fault)
+
+
+def _input_text(body: dict[str, Any]) -> str:
+    """The input text of a chat request body (the last user message's ``<text>`` block)."""
+    users = [m for m in body.get("messages", []) if m.get("role") == "user"]
+    return extract_input_text(users[-1].get("content") or "") if users else ""

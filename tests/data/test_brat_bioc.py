@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from ade_distill.cli import app
@@ -452,3 +453,176 @@ def test_labels_with_spaces_fit_bioc_not_brat(tmp_path: Path) -> None:
     opts = FormatOptions(entities={"Drug name": "Drug"}, relations={"causes effect": "causes"})
     write_brat(tmp_path / "c", [ex], opts)
     assert read_brat(tmp_path / "c", opts) == [ex]
+
+
+# -- review fixes: input routing ------------------------------------------------------------------------------------
+def _main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    """The console script's entry point: package errors are one line and exit code 2."""
+    import sys
+
+    from ade_distill.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["ade-distill", *args])
+    with pytest.raises(SystemExit) as info:
+        main()
+    return int(info.value.code), capsys.readouterr().err
+
+
+def test_cli_export_format_follows_out_name(tmp_path: Path) -> None:
+    # regression: --format defaulted to jsonl, so `--out x.xml` got JSONL in an .xml file
+    write_examples(tmp_path / "silver.jsonl", _silver())
+    r = runner.invoke(app, ["data", "export", "--corpus", str(tmp_path / "silver.jsonl"), "--out",
+                            str(tmp_path / "x.xml")])
+    assert r.exit_code == 0, r.output
+    assert "(bioc)" in r.output and (tmp_path / "x.xml").read_text().startswith("<?xml")
+    assert detect_format(tmp_path / "x.xml") == "bioc" and read_records(tmp_path / "x.xml") == _silver()
+    r = runner.invoke(app, ["data", "export", "--corpus", str(tmp_path / "silver.jsonl"), "--out",
+                            str(tmp_path / "y.xml"), "--format", "jsonl"])
+    assert isinstance(r.exception, ConfigError) and "--format jsonl contradicts" in str(r.exception)
+    assert not (tmp_path / "y.xml").exists()
+    with pytest.raises(ConfigError, match="--format bioc contradicts"):
+        write_records(tmp_path / "z.jsonl", _silver(), "bioc")
+    with pytest.raises(ConfigError, match="--format brat contradicts"):
+        write_records(tmp_path / "z.json", _silver(), "brat")
+    assert write_records(tmp_path / "j.json", _silver(), "jsonl").fmt == "jsonl"  # .json may hold JSONL
+
+
+def test_label_map_reaches_training_and_predict_input(
+    tmp_path: Path, brat_tiny: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    # regression: BRAT/BioC input with non-project labels could be scored but not trained on
+    from ade_distill.student.train import read_training_file
+
+    recs = read_training_file(brat_tiny, load_task("ade"), label_map="n2c2_2018")
+    assert {s.label for s in recs[0].spans} == {"DRUG", "ADE"}
+    assert {s.label for s in next(iter_documents(brat_tiny, options="n2c2_2018")).spans} == {"DRUG", "ADE"}
+    base = ["train", "--train", str(brat_tiny), "--out", str(tmp_path / "m"), "--folds", str(tmp_path / "f.json")]
+    # with the map the labels pass; the command then stops at a later check (--folds without --fold)
+    code, err = _main(monkeypatch, capsys, *base, "--label-map", "n2c2_2018")
+    assert code == 2 and "--folds and --fold go together" in err
+    code, err = _main(monkeypatch, capsys, *base)
+    assert code == 2 and "unknown entity label 'Drug'" in err and "note1" in err
+    code, err = _main(monkeypatch, capsys, *base, "--dev", str(brat_tiny), "--label-map", "n2c2_2018")
+    assert code == 2 and "--folds and --fold go together" in err
+    for cmd in ("train", "predict", "adapt-encoder", "export-onnx", "label"):
+        assert _option(cmd, "label_map").opts == ["--label-map"], cmd
+
+
+def test_label_demo_pool_takes_a_label_map(tmp_path: Path, brat_tiny: Path, fixtures_dir: Path,
+                                           monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["label", "--teacher", "openai:gpt-4o-mini", "--input", str(fixtures_dir / "abstracts_tiny.jsonl"),
+            "--out", str(tmp_path / "s.jsonl"), "--dry-run", "--shots", "1", "--demo-pool", str(brat_tiny)]
+    code, err = _main(monkeypatch, capsys, *args)
+    assert code == 2 and "unknown entity label 'Drug'" in err
+    r = runner.invoke(app, [*args, "--label-map", "n2c2_2018"])
+    assert r.exit_code == 0, r.output
+    assert "dry run" in r.output
+
+
+@pytest.mark.parametrize("name", ["in.xml.gz", "in.json.gz", "in.jsonl.gz"])
+def test_truncated_gzip_input_is_one_line_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str], name: str) -> None:
+    # regression: is_bioc read gzip without catching BadGzipFile / EOFError → a traceback
+    import gzip
+
+    full = gzip.compress(b"<collection><document><id>1</id></document></collection>\n" * 50)
+    (tmp_path / name).write_bytes(full[: len(full) // 2])
+    (tmp_path / ("bad_" + name)).write_bytes(b"not gzip at all")
+    for path in (tmp_path / name, tmp_path / ("bad_" + name)):
+        code, err = _main(monkeypatch, capsys, "label", "--teacher", "openai:gpt-4o-mini", "--input", str(path),
+                          "--out", str(tmp_path / "s.jsonl"), "--dry-run")
+        assert code == 2 and "cannot read" in err and str(path) in err and "Traceback" not in err
+        assert len(err.strip().splitlines()) == 1
+    with pytest.raises(DataError, match="cannot read"):
+        sniff_format(tmp_path / ("bad_" + name))
+
+
+def _option(command: str, name: str) -> typer.core.TyperOption:
+    """The click option ``name`` of a root command."""
+    group = typer.main.get_command(app)
+    return next(p for p in group.commands[command].params if p.name == name)  # type: ignore[attr-defined]
+
+
+def test_one_input_format_vocabulary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    # regression: `predict --format jsonl` failed ("unknown input format 'jsonl'"), label took records only
+    from ade_distill import cli as root_cli
+    from ade_distill.data.formats import document_format
+    from ade_distill.evaluation import cli as eval_cli
+
+    assert document_format("jsonl") == document_format("records") == "records"
+    write_examples(tmp_path / "r.jsonl", _silver())
+    assert [e.id for e in iter_documents(tmp_path / "r.jsonl", "jsonl")] == [e.id for e in _silver()]
+    assert read_records(tmp_path / "r.jsonl", "records") == _silver()
+    # records given as jsonl are labeled as they are (no sentence split, which would refuse their spans)
+    r = runner.invoke(app, ["label", "--teacher", "openai:gpt-4o-mini", "--input", str(tmp_path / "r.jsonl"),
+                            "--input-format", "jsonl", "--out", str(tmp_path / "s.jsonl"), "--dry-run"])
+    assert r.exit_code == 0, r.output
+    assert "3 records to label" in r.output
+    # an unknown format is a ConfigError listing the choices, under the new name and the old one
+    for opt in ("--input-format", "--format"):
+        code, err = _main(monkeypatch, capsys, "predict", "--model", str(tmp_path / "no_model"), "--input",
+                          str(tmp_path / "r.jsonl"), "--out", str(tmp_path / "p.jsonl"), opt, "csv")
+        assert code == 2 and "unknown input format 'csv'" in err and "'jsonl'" in err and "'medline'" in err
+    with pytest.raises(ConfigError, match="unknown input format 'csv'"):
+        list(iter_documents(tmp_path / "r.jsonl", "csv"))
+    assert _option("predict", "input_format").opts == ["--input-format", "--format"]
+    assert "BRAT folder or BioC file; gold or silver" in _option("train", "train_file").help
+    assert _option("browse", "pred").help.startswith("NAME=PATH (JSONL, BRAT folder, BioC file)")
+    # one definition of the shared options
+    assert root_cli.InputFormatOpt is eval_cli.InputFormatOpt and root_cli.LabelMapOpt is eval_cli.LabelMapOpt
+
+
+def test_label_map_for_jsonl_input_warns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # regression: a label map given with JSONL input was silently ignored
+    write_examples(tmp_path / "r.jsonl", _silver())
+    with caplog.at_level("WARNING"):
+        assert read_records(tmp_path / "r.jsonl", options="n2c2_2018") == _silver()
+    assert "label map is not used for JSONL input" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        list(iter_documents(tmp_path / "r.jsonl", options="n2c2_2018"))
+    assert "label map is not used for JSONL input" in caplog.text
+
+
+def test_score_and_browse_share_system_loading(tmp_path: Path, brat_tiny: Path) -> None:
+    from ade_distill.evaluation.cli import _load_systems
+
+    gold, systems = _load_systems(brat_tiny, [f"a={brat_tiny}"], "brat", Path("n2c2_2018"), False)
+    assert systems["a"] == gold and {s.label for s in gold[0].spans} == {"DRUG", "ADE"}
+    with pytest.raises(ConfigError, match="must be unique"):
+        _load_systems(brat_tiny, [f"a={brat_tiny}", f"a={brat_tiny}"], None, None, False)
+    for cmd in ("score", "browse"):
+        r = runner.invoke(app, [cmd, "--gold", str(brat_tiny), "--pred", f"a={brat_tiny}", "--pred", f"a={brat_tiny}",
+                                "--out", str(tmp_path / "o.html")])
+        assert isinstance(r.exception, ConfigError) and "must be unique" in str(r.exception), cmd
+
+
+SENTENCE_BIOC = """<?xml version="1.0" encoding="UTF-8"?>
+<collection><source>x</source><date>2024</date><key>k</key>
+<document><id>7</id>
+<passage><offset>0</offset><text>Aspirin caused rash. It stopped.</text>
+<annotation id="P1"><infon key="type">DRUG</infon><location offset="0" length="7"/><text>Aspirin</text></annotation>
+<sentence><offset>0</offset><text>Aspirin caused rash.</text>
+<annotation id="S1"><infon key="type">ADE</infon><location offset="15" length="4"/><text>rash</text></annotation>
+<relation id="R1"><infon key="type">ADE</infon><node refid="P1" role="Arg1"/><node refid="S1" role="Arg2"/></relation>
+</sentence>
+<sentence><offset>21</offset><text>It stopped.</text></sentence>
+</passage>
+</document>
+</collection>
+"""
+
+
+def test_bioc_reads_sentence_annotations_of_a_passage_with_text(tmp_path: Path) -> None:
+    # regression: a passage with its own text and sentences lost the sentences' annotations and relations
+    (tmp_path / "s.xml").write_text(SENTENCE_BIOC)
+    rep = FormatReport("bioc", "read")
+    [ex] = read_bioc(tmp_path / "s.xml", report=rep)
+    assert ex.text == "Aspirin caused rash. It stopped."
+    assert [(s.id, s.label, s.text) for s in ex.spans] == [("P1", "DRUG", "Aspirin"), ("S1", "ADE", "rash")]
+    assert [(r.head, r.tail, r.label) for r in ex.relations] == [("P1", "S1", "ADE")]
+    assert rep.spans == 2 and rep.relations == 1 and rep.lossless
+    # the same as JSON
+    write_bioc(tmp_path / "s.json", [ex])
+    assert read_bioc(tmp_path / "s.json") == [ex]

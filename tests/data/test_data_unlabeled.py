@@ -18,7 +18,7 @@ from ade_distill.data.unlabeled import (
     sniff_format,
     to_sentences,
 )
-from ade_distill.errors import DataError
+from ade_distill.errors import ConfigError, DataError
 from ade_distill.records import Example, Span, write_examples
 
 
@@ -140,7 +140,7 @@ def test_sniff_records_and_gz(tmp_path: Path) -> None:
     empty = tmp_path / "e.jsonl"
     empty.write_text("")
     assert sniff_format(empty) == "records" and list(iter_documents(empty)) == []
-    with pytest.raises(DataError, match="unknown input format 'csv'"):
+    with pytest.raises(ConfigError, match="unknown input format 'csv'"):
         list(iter_documents(p, fmt="csv"))
 
 

@@ -177,3 +177,101 @@ def test_write_browse_and_the_report_page(tmp_path: Path) -> None:
     d = json.loads(_embedded(page.read_text(encoding="utf-8")))
     assert d["title"] == "demo: errors of 2 systems on 3 test sentences" and d["mode"] == "strict"
     assert _counted(d, "a") == analyze_errors(gold, systems["a"]).to_dict()["counts"]
+
+
+# -- a hand-worked sentence per mode: the categories written out, not recomputed with classify_example ------------
+H = "Aspirin caused severe rash and nausea."
+
+
+def _hand() -> tuple[Example, Example]:
+    """Gold: Aspirin (DRUG) → severe rash (ADE), Aspirin → nausea (ADE). Prediction: Aspirin (DRUG) → rash (ADE,
+    too short), Aspirin → nausea labelled DRUG (same offsets, wrong label)."""
+    g = ex("h", H, [span("G1", H, "Aspirin", "DRUG"), span("G2", H, "severe rash", "ADE"),
+                    span("G3", H, "nausea", "ADE")], [("G1", "G2"), ("G1", "G3")])
+    p = ex("h", H, [span("P1", H, "Aspirin", "DRUG"), span("P2", H, "rash", "ADE"),
+                    span("P3", H, "nausea", "DRUG")], [("P1", "P2"), ("P1", "P3")])
+    return g, p
+
+
+def _ids(item) -> str | None:
+    if item is None:
+        return None
+    if isinstance(item, Span):
+        return item.id
+    return f"{item[1].id}>{item[2].id}"  # a relation item (relation, head, tail)
+
+
+HAND_EXPECTED = {
+    # exact offsets and label: rash is a boundary error, nausea/DRUG a label error, both gold spans they overlap
+    # are covered; the relation to rash overlaps gold with the right labels (boundary), the one to nausea/DRUG
+    # has a tail of the wrong label and no gold span at its offsets with its label (spurious)
+    "strict": {("entity", "correct", "P1", "G1"), ("entity", "boundary", "P2", "G2"), ("entity", "label", "P3", "G3"),
+               ("entity", "covered", "P2", "G2"), ("entity", "covered", "P3", "G3"),
+               ("relation", "boundary", "P1>P2", "G1>G2"), ("relation", "spurious", "P1>P3", None),
+               ("relation", "covered", "P1>P2", "G1>G2"), ("relation", "covered", "P1>P3", "G1>G3")},
+    # offsets only (labels ignored): nausea and Aspirin → nausea are correct; rash stays a boundary error
+    "boundaries": {("entity", "correct", "P1", "G1"), ("entity", "correct", "P3", "G3"),
+                   ("entity", "boundary", "P2", "G2"), ("entity", "covered", "P2", "G2"),
+                   ("relation", "correct", "P1>P3", "G1>G3"), ("relation", "boundary", "P1>P2", "G1>G2"),
+                   ("relation", "covered", "P1>P2", "G1>G2")},
+    # overlap with the same label: rash and Aspirin → rash are correct; nausea/DRUG stays a label error
+    "lenient": {("entity", "correct", "P1", "G1"), ("entity", "correct", "P2", "G2"), ("entity", "label", "P3", "G3"),
+                ("entity", "covered", "P3", "G3"),
+                ("relation", "correct", "P1>P2", "G1>G2"), ("relation", "spurious", "P1>P3", None),
+                ("relation", "covered", "P1>P3", "G1>G3")},
+}
+
+
+@pytest.mark.parametrize("mode", ["strict", "boundaries", "lenient"])
+def test_classify_example_by_hand(mode: str) -> None:
+    g, p = _hand()
+    judged = classify_example(g, p, mode)
+    got = [(j.level, j.category, _ids(j.pred), _ids(j.gold)) for j in judged]
+    assert len(got) == len(set(got))
+    assert set(got) == HAND_EXPECTED[mode]
+    # the page counts every row but `covered`, per level and category
+    d = build_browse_data([g], {"s": [p]}, mode)
+    for level in ("entity", "relation"):
+        want = {c: 0 for c in d["counts"]["s"][level]}
+        for lvl, cat, _, _ in HAND_EXPECTED[mode]:
+            if lvl == level and cat != "covered":
+                want[cat] += 1
+        assert d["counts"]["s"][level] == want, (mode, level)
+
+
+def test_a_prediction_with_an_error_is_also_named_by_a_covered_row() -> None:
+    """The premise of the page's highlight rule (templates/browse.html, sysLayer): the rash prediction has its
+    ``boundary`` row and, after it, the ``covered`` row of the gold span it overlaps — the page must take the
+    prediction's status from the former."""
+    g, p = _hand()
+    rows = build_browse_data([g], {"s": [p]}, "strict")["sentences"][0]["s"][0]["e"]
+    about_rash = [CATEGORY_ORDER[r[0]] for r in rows if r[1] == 1]
+    assert about_rash == ["boundary", "covered"]
+    assert "r[0] !== COVERED) status[r[1]] = r[0]" in render_browse_html(build_browse_data([g], {"s": [p]}))
+
+
+def test_write_browse_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A unique hidden temporary name, fsynced before the rename; a failed write leaves the old page and no
+    temporary file."""
+    import os
+
+    g, p = _hand()
+    out = tmp_path / "b.html"
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    write_browse(out, [g], {"s": [p]})
+    assert synced and out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["b.html"]
+    (tmp_path / "b.html.tmp").write_text("a fixed temp name of another writer", encoding="utf-8")
+
+    def boom(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", boom)
+    before = out.read_text(encoding="utf-8")
+    with pytest.raises(OSError, match="disk full"):
+        write_browse(out, [g], {"s": [p]}, title="new")
+    assert out.read_text(encoding="utf-8") == before
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["b.html", "b.html.tmp"]
+    assert (tmp_path / "b.html.tmp").read_text(encoding="utf-8") == "a fixed temp name of another writer"

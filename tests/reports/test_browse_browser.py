@@ -206,3 +206,41 @@ def test_markup_in_the_data_is_shown_not_run(browser, tmp_path: Path) -> None:
     assert pg.locator(".card img").count() == 0 and pg.locator(".card b").count() == 0
     assert '<b onmouseover="window.__xss=3">sys</b>' in pg.inner_text("#counts")
     pg.close()
+
+
+def test_a_boundary_error_is_marked_in_the_highlighted_text(browser, tmp_path: Path) -> None:
+    """A prediction with an error also appears in the ``covered`` row of the gold span it overlaps (after its own
+    row); the highlight keeps its error: the mark is ``err`` and its tooltip names the category."""
+    text = "Aspirin caused severe rash and nausea."
+
+    def sp(sid: str, sub: str, label: str) -> Span:
+        start = text.index(sub)
+        return Span(id=sid, label=label, start=start, end=start + len(sub), text=sub)
+
+    gold = Example(id="h", text=text, spans=(sp("G1", "Aspirin", "DRUG"), sp("G2", "severe rash", "ADE"),
+                                             sp("G3", "nausea", "ADE")),
+                   relations=(Relation(head="G1", tail="G2", label="ADE"), Relation(head="G1", tail="G3", label="ADE")))
+    pred = Example(id="h", text=text, spans=(sp("P1", "Aspirin", "DRUG"), sp("P2", "rash", "ADE"),
+                                             sp("P3", "nausea", "DRUG")),
+                   relations=(Relation(head="P1", tail="P2", label="ADE"), Relation(head="P1", tail="P3", label="ADE")))
+    page_file = write_browse(tmp_path / "h.html", [gold], {"sys": [pred]}, "strict")
+    pg = browser.new_page()
+    pg.goto(page_file.as_uri())
+    pg.wait_for_selector("body[data-ready='1']")
+    marks = pg.eval_on_selector_all(".card .layer.sys mark",
+                                    "ms => ms.map(m => [m.textContent, m.classList.contains('err'), m.title])")
+    by_text = {t: (err, title) for t, err, title in marks}
+    assert by_text["rash"] == (True, "ADE (boundary)")
+    assert by_text["nausea"] == (True, "DRUG (wrong label)")
+    assert by_text["Aspirin"] == (False, "DRUG (correct)")
+    assert "score's errors.md is strict" not in pg.inner_text("#subtitle")
+    pg.close()
+    lenient = write_browse(tmp_path / "l.html", [gold], {"sys": [pred]}, "lenient")
+    pg = browser.new_page()
+    pg.goto(lenient.as_uri())
+    pg.wait_for_selector("body[data-ready='1']")
+    assert "error analysis under the same mode (score's errors.md is strict)" in pg.inner_text("#subtitle")
+    by_text = {t: err for t, err in pg.eval_on_selector_all(
+        ".card .layer.sys mark", "ms => ms.map(m => [m.textContent, m.classList.contains('err')])")}
+    assert by_text == {"Aspirin": False, "rash": False, "nausea": True}
+    pg.close()

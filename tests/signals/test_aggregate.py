@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ade_distill.cli import app
-from ade_distill.errors import ConfigError
+from ade_distill.errors import ConfigError, DataError
 from ade_distill.records import Example, Relation, Span
 from ade_distill.signals.table import (
     aggregate_pairs,
@@ -120,3 +120,32 @@ def test_cli_aggregate(preds, tmp_path):
         assert list(csv.DictReader(fh)) == EXPECTED_CSV
     r = CliRunner().invoke(app, ["aggregate", "--pred", str(tmp_path), "--out", str(tmp_path / "t.parquet")])
     assert r.exit_code == 0, r.output  # a folder stands for its JSONL files
+
+
+def test_ray_parquet_output_is_read(preds, ade_task, tmp_path):
+    # regression: aggregate globbed only *.jsonl and read JSONL only, so predict --engine ray --out-format parquet
+    # output could not be aggregated
+    pytest.importorskip("pyarrow.parquet")
+    from ade_distill.records import read_examples
+    from ade_distill.student.shards import write_records_atomic
+
+    ray_out = tmp_path / "ray_out"
+    ray_out.mkdir()
+    (ray_out / "a.jsonl").write_text(P1, encoding="utf-8")
+    write_records_atomic(ray_out / "b.parquet", list(read_examples(preds[1])), "parquet")
+    (ray_out / "manifest.json").write_text("{}", encoding="utf-8")  # the manifest is not a prediction file
+    t = aggregate_pairs(iter_predictions([ray_out], task=ade_task), ade_task)
+    assert (t.records, t.documents, t.relations) == (6, 4, 6)
+    t2 = aggregate_pairs(iter_predictions([ray_out / "a.jsonl", ray_out / "b.parquet"]), ade_task)
+    assert t2.rows == t.rows
+    out = tmp_path / "signals.csv"
+    r = CliRunner().invoke(app, ["aggregate", "--pred", str(ray_out), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    with open(out, encoding="utf-8", newline="") as fh:
+        assert list(csv.DictReader(fh)) == EXPECTED_CSV
+    # labels are checked against the task in Parquet too
+    bad = [read_examples(preds[1]).__next__().model_copy(update={"relations": ()})]
+    bad = [bad[0].model_copy(update={"spans": tuple(s.model_copy(update={"label": "CHEM"}) for s in bad[0].spans)})]
+    write_records_atomic(tmp_path / "bad.parquet", bad, "parquet")
+    with pytest.raises(DataError, match="CHEM"):
+        list(iter_predictions([tmp_path / "bad.parquet"], task=ade_task))

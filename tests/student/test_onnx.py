@@ -111,6 +111,38 @@ def test_stale_or_missing_export_is_refused(exported: Path, tmp_path: Path, trai
         StudentExtractor.from_pretrained(copy, runtime="onnx")
 
 
+def test_corrupt_export_files_are_data_errors(exported: Path, tmp_path: Path) -> None:
+    """A truncated graph, a student.json that is not JSON or not a valid config, a broken config.json: each a
+    DataError naming the file (not onnxruntime's protobuf error or pydantic's ValidationError)."""
+    from ade_distill.errors import DataError
+    from ade_distill.student.onnx_runtime import load_onnx_student
+
+    def copy(name: str) -> Path:
+        return shutil.copytree(exported / "onnx", tmp_path / name)
+
+    graph = copy("graph")
+    (graph / "stage1.onnx").write_bytes((graph / "stage1.onnx").read_bytes()[:5000])  # a cut-off download
+    with pytest.raises(DataError, match=r"stage1\.onnx.*cannot load the ONNX graph"):
+        load_onnx_student(graph)
+    empty = copy("empty")
+    (empty / "stage2.onnx").write_bytes(b"")
+    with pytest.raises(DataError, match=r"stage2\.onnx.*cannot load the ONNX graph"):
+        load_onnx_student(empty)
+    not_json = copy("not_json")
+    (not_json / "student.json").write_text('{"architecture": "drug_conditioned", "enc', encoding="utf-8")
+    with pytest.raises(DataError, match=r"student\.json.*not a valid student config"):
+        load_onnx_student(not_json)
+    invalid = copy("invalid")
+    cfg = json.loads((invalid / "student.json").read_text(encoding="utf-8"))
+    (invalid / "student.json").write_text(json.dumps({**cfg, "max_length": "long"}), encoding="utf-8")
+    with pytest.raises(DataError, match=r"student\.json.*max_length"):
+        load_onnx_student(invalid)
+    encoder = copy("encoder")
+    (encoder / "config.json").write_text("{", encoding="utf-8")
+    with pytest.raises(DataError, match=r"config\.json.*not a valid encoder config"):
+        load_onnx_student(encoder)
+
+
 def _broken(src: Path, dst: Path, **options) -> dict:
     """A deliberately broken quantization: int8 as usual, then the stage-1 tag layer's weights zeroed."""
     import numpy as np

@@ -111,6 +111,88 @@ def test_inputs_plan_and_names(tmp_path: Path, shard_inputs: Path) -> None:
         plan_shards(files, tmp_path / "out", "csv")
 
 
+def test_a_folder_gives_only_its_input_files(tmp_path: Path) -> None:
+    """A PubMed baseline folder holds checksums beside the XML; a folder may hold notes: neither is a shard."""
+    pubmed = tmp_path / "pubmed"
+    pubmed.mkdir()
+    for name in ("pubmed24n0001.xml.gz", "pubmed24n0001.xml.gz.md5", "pubmed24n0002.xml.gz",
+                 "pubmed24n0002.xml.gz.md5", "README", "notes.md", "abstracts.jsonl", "more.JSONL.gz", "doc.txt",
+                 ".hidden.xml"):
+        (pubmed / name).write_bytes(b"x")
+    assert [f.name for f in expand_inputs(pubmed)] == ["abstracts.jsonl", "doc.txt", "more.JSONL.gz",
+                                                       "pubmed24n0001.xml.gz", "pubmed24n0002.xml.gz"]
+    # a file or a pattern is taken as given
+    assert [f.name for f in expand_inputs(pubmed / "README")] == ["README"]
+    assert len(expand_inputs(str(pubmed / "pubmed24n000?.xml.gz*"))) == 4
+    sums = tmp_path / "sums"
+    sums.mkdir()
+    (sums / "a.xml.gz.md5").write_text("x")
+    with pytest.raises(ConfigError, match="holds no input file.*a.xml.gz.md5"):
+        expand_inputs(sums)
+
+
+def test_a_brat_folder_is_refused(tmp_path: Path) -> None:
+    brat = tmp_path / "brat"
+    brat.mkdir()
+    for name, text in (("doc1.txt", "Aspirin caused rash."), ("doc1.ann", "T1\tDRUG 0 7\tAspirin\n"),
+                       ("annotation.conf", "[entities]\nDRUG\n")):
+        (brat / name).write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match="BRAT collection.*single-process"):
+        expand_inputs(brat)
+    with pytest.raises(ConfigError, match="BRAT collection"):
+        prepare_run(brat, tmp_path / "out", {"models": [], "out_format": "jsonl"})
+
+
+def test_actor_gpus_keeps_cpu_only_models_on_cpu() -> None:
+    from ade_distill.student.ray_engine import actor_gpus
+
+    assert actor_gpus(4, None) == 1.0  # torch on a GPU cluster: one GPU per actor
+    assert actor_gpus(0, None) == 0.0
+    assert actor_gpus(4, 0.5) == 0.5
+    # int8 torch (dynamic quantization) and ONNX Runtime have CPU kernels only
+    assert actor_gpus(4, None, quantize=True) == 0.0
+    assert actor_gpus(4, None, runtime="onnx") == 0.0
+    assert actor_gpus(4, 0, quantize=True) == 0.0
+    with pytest.raises(ConfigError, match="--quantize.*CPU only.*--gpus-per-worker 0"):
+        actor_gpus(4, 1, quantize=True)
+    with pytest.raises(ConfigError, match="--runtime onnx runs on CPU only"):
+        actor_gpus(4, 1, runtime="onnx")
+    with pytest.raises(ConfigError, match="has 1 GPUs"):
+        actor_gpus(1, 2)
+
+
+def test_one_run_per_out_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second run on an --out another run holds fails at once, before Ray starts; the lock goes with the run."""
+    from ade_distill.student import ray_engine
+    from ade_distill.student.shards import LOCK, exclusive_out_dir
+
+    out = tmp_path / "out"
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "weights.bin").write_bytes(b"w")
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    (inputs / "a.txt").write_text("Aspirin caused rash.\n", encoding="utf-8")
+    monkeypatch.setattr(ray_engine, "require_ray", lambda: object())  # no Ray needed to be refused
+    monkeypatch.setattr(ray_engine, "connect", lambda *a, **k: pytest.fail("Ray must not start"))
+    with exclusive_out_dir(out) as lock:
+        assert lock == out / LOCK
+        with pytest.raises(ConfigError, match="another predict --engine ray run"):
+            with exclusive_out_dir(out):
+                pass
+        with pytest.raises(ConfigError, match=r"out is being written by another predict --engine ray run"):
+            ray_engine.predict_ray([model], inputs, out, runtime="onnx")
+        assert not (out / MANIFEST).exists()
+    # released: the lock file (hidden) does not make the folder look foreign to the manifest
+    with exclusive_out_dir(out):
+        manifest, _, todo = prepare_run(inputs, out, {"models": [], "out_format": "jsonl"})
+        assert len(todo) == 1 and manifest.path.is_file()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match="is a file"):
+        with exclusive_out_dir(tmp_path / "file"):
+            pass
+
+
 def test_atomic_write_leaves_nothing_when_killed_mid_shard(tmp_path: Path) -> None:
     """A writer that dies after some records leaves neither the output nor its temporary file."""
     def records():
@@ -280,7 +362,7 @@ def test_ray_predict_killed_then_resumed(tmp_path: Path, trained_dir: Path, shar
     summary = predict_ray([trained_dir], shard_inputs, out, workers=2, progress=False)
     assert (summary["skipped"], summary["predicted"], summary["failed"]) == (1, 3, 0)
     assert _outputs(out) == _expected(single_process)
-    assert not list(out.glob(".*"))
+    assert [p.name for p in out.glob(".*")] == [".lock"]  # no temp file left: only the run lock
     _check_manifest(out, 4)
     ids = [e.id for p in sorted(out.glob("*.jsonl")) for e in read_examples(p)]
     assert len(ids) == len(set(ids))  # no duplicate records

@@ -255,3 +255,106 @@ def test_a_batch_job_respects_the_output_lock(tmp_path, ade_task, json_recording
         with pytest.raises(ConfigError, match="another label run"):
             _label(ade_task, srv, sample_inputs[:2], out)
         assert srv.api_calls["files.upload"] == 0 and not state_path(out).exists()
+
+
+def test_reruns_of_a_pending_job_never_submit_past_the_budget(tmp_path, ade_task, json_recordings, sample_inputs):
+    inputs = sample_inputs[:6]
+    out = tmp_path / "o.jsonl"
+    (tmp_path / "est").mkdir()
+    with StandinServer(json_recordings, batch_in_progress_polls=10**6) as srv:  # the batches keep running
+        teacher = f"openai-batch:{srv.url}:{MODEL}"
+        est = {e.id: estimate_job(ade_task, teacher, [e], tmp_path / "est" / f"{k}.jsonl").cost_usd
+               for k, e in enumerate(inputs)}
+        budget = est[inputs[0].id] + est[inputs[1].id] + est[inputs[2].id] / 2  # room for two records
+        for _ in range(3):  # submit and return, three times over
+            s = _label(ade_task, srv, inputs, out, max_cost=budget,
+                       batch=BatchConfig(max_wait_s=0, poll_interval_s=0.02))
+            submitted = [i for ids in _submitted_lines(srv) for i in ids]
+            assert sum(est[i] for i in submitted) <= budget
+            assert s.stopped_by_budget and s.batches_pending == 1 and s.records == 0
+        assert submitted == [inputs[0].id, inputs[1].id] and srv.api_calls["batches.create"] == 1
+        parts = json.loads(state_path(out).read_text())["parts"]
+        assert sum(p["est_cost_usd"] for p in parts) == pytest.approx(est[inputs[0].id] + est[inputs[1].id])
+        srv.batch_api.in_progress_polls = 0  # the batch ends: this run collects it, submitting nothing more
+        s = _label(ade_task, srv, inputs, out, max_cost=budget)
+        assert s.records == 2 and srv.api_calls["batches.create"] == 1 and not state_path(out).exists()
+        s = _label(ade_task, srv, inputs, out, max_cost=budget)  # collected and written: the budget is free again
+        assert _submitted_lines(srv)[1] == [inputs[2].id, inputs[3].id] and s.records == 4
+
+
+def test_a_part_half_written_before_a_kill_is_still_checked_against_the_options(tmp_path, ade_task, json_recordings,
+                                                                                 sample_inputs, monkeypatch):
+    inputs = sample_inputs[:4]
+    out = tmp_path / "o.jsonl"
+    real_appender = batch_mod.JsonlAppender
+
+    class DieAfterTwo(real_appender):
+        written = 0
+
+        def write(self, example):
+            if DieAfterTwo.written == 2:
+                raise Killed
+            DieAfterTwo.written += 1
+            super().write(example)
+
+    with StandinServer(json_recordings) as srv:
+        monkeypatch.setattr(batch_mod, "JsonlAppender", DieAfterTwo)
+        with pytest.raises(Killed):
+            _label(ade_task, srv, inputs, out)
+        monkeypatch.setattr(batch_mod, "JsonlAppender", real_appender)
+        assert len(list(read_examples(out))) == 2 and state_path(out).exists()
+        for other in ({"max_tokens": 99}, {"shots": 1}):  # the answers of the rest must not be cached as theirs
+            with pytest.raises(ConfigError, match="other prompts or generation options"):
+                _label(ade_task, srv, inputs, out, **other)
+        assert srv.api_calls["files.content"] == 1
+        s = _label(ade_task, srv, inputs, out)  # the options that submitted it: the rest is written
+        assert srv.api_calls["batches.create"] == 1
+    assert s.status["ok"] == 4 and [r.id for r in read_examples(out)] == [e.id for e in inputs]
+
+
+def test_a_broken_result_line_is_counted_and_its_record_is_an_error(tmp_path, ade_task, json_recordings,
+                                                                    sample_inputs, caplog):
+    inputs = sample_inputs[:5]
+    out = tmp_path / "o.jsonl"
+    bad = {inputs[1].text: "no_custom_id", inputs[3].text: "not_json"}
+    with StandinServer(json_recordings, batch_bad_lines=bad) as srv:
+        with caplog.at_level("WARNING", logger="ade_distill.teacher.batch"):
+            s = _label(ade_task, srv, inputs, out)
+        assert [_statuses(out)[e.id] for e in inputs] == ["ok", "error", "ok", "error", "ok"]
+        assert s.status["ok"] == 3 and s.status["error"] == 2 and s.records == 5
+        assert s.bad_result_lines == 2 and s.to_dict()["bad_result_lines"] == 2
+        errs = {r.id: r.meta["error"] for r in read_examples(out) if r.meta["status"] == "error"}
+        assert all("2 result lines of this batch could not be read" in m for m in errs.values())
+        assert sum("could not read a result line" in r.getMessage() for r in caplog.records) == 2
+        s2 = _label(ade_task, srv, inputs, out)  # the two are resubmitted, and answered this time
+        assert _submitted_lines(srv)[1] == [inputs[1].id, inputs[3].id]
+    assert s2.status["ok"] == 5 and s2.bad_result_lines == 0
+
+
+@pytest.mark.parametrize(("teacher", "args", "ignored"), [
+    ("openai:gpt-4o-mini", ["--max-wait", "0", "--poll-interval", "5"], ["--poll-interval", "--max-wait"]),
+    ("openai-batch:gpt-4o-mini", ["--concurrency", "4"], ["--concurrency"]),
+    ("openai-batch:gpt-4o-mini", ["--max-wait", "0", "--poll-interval", "5"], []),
+    ("openai:gpt-4o-mini", ["--concurrency", "4"], []),
+])
+def test_cli_warns_of_options_the_teacher_ignores(tmp_path, sample_inputs, monkeypatch, teacher, args, ignored):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    inp = write_inputs(tmp_path / "in.jsonl", sample_inputs[:2])
+    r = CliRunner().invoke(app, ["label", "--teacher", teacher, "--input", str(inp), "--out",
+                                 str(tmp_path / "o.jsonl"), "--dry-run", *args])
+    assert r.exit_code == 0, r.output
+    warned = [line for line in r.stderr.splitlines() if "ignored" in line]
+    assert len(warned) == (1 if ignored else 0) and all(opt in warned[0] for opt in ignored)
+    assert "ignored" not in r.stdout
+
+
+def test_cli_budget_message_of_a_batch_teacher_names_the_batches_still_to_collect(tmp_path, json_recordings,
+                                                                                 sample_inputs):
+    inp = write_inputs(tmp_path / "in.jsonl", sample_inputs[:3])
+    with StandinServer(json_recordings, batch_in_progress_polls=10**6) as srv:
+        args = ["label", "--teacher", f"openai-batch:{srv.url}:{MODEL}", "--input", str(inp), "--out",
+                str(tmp_path / "o.jsonl"), "--no-progress", "--max-wait", "0", "--max-cost", "0.000001"]
+        r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    said = " ".join(r.stdout.split())  # rich wraps long lines
+    assert "stopped at the budget" in said and "not yet written" in said and "ignored" not in r.output

@@ -33,7 +33,7 @@ from ade_distill.teacher.backends.openai_backend import OpenAIBackend, parse_ret
 
 log = logging.getLogger(__name__)
 
-__all__ = ["OpenAIBatchBackend", "BatchInfo", "LineResult", "TERMINAL", "parse_result_line"]
+__all__ = ["OpenAIBatchBackend", "BatchInfo", "LineResult", "TERMINAL", "BadResultLine", "parse_result_line"]
 
 TERMINAL = ("completed", "expired", "failed", "cancelled")
 _T = TypeVar("_T")
@@ -68,6 +68,11 @@ class BatchInfo:
                    created_at=int(getattr(b, "created_at", 0) or 0))
 
 
+class BadResultLine(ValueError):
+    """A line of an output or error file that is not a batch result line (not JSON, or no ``custom_id``): it
+    cannot be mapped to a request, so the job counts it and goes on."""
+
+
 @dataclass(frozen=True)
 class LineResult:
     """One line of an output or error file: an answer, or why there is none (``failure`` is ``error`` or
@@ -79,15 +84,18 @@ class LineResult:
     message: str | None = None
 
 
-def parse_result_line(line: dict[str, Any], to_response: Callable[[dict[str, Any]], TeacherResponse]) -> LineResult:
-    """Map one output/error line to a :class:`LineResult` (``to_response`` turns a 200 body into a response).
+def parse_result_line(line: Any, to_response: Callable[[dict[str, Any]], TeacherResponse]) -> LineResult:
+    """Map one output/error line (as :meth:`OpenAIBatchBackend.content` gives it: a parsed JSON value, or the
+    text of a line that is not JSON) to a :class:`LineResult` (``to_response`` turns a 200 body into a response).
 
     Raises:
-        TransientError: the line has no ``custom_id`` (not a batch result line).
+        BadResultLine: the line is not JSON, or has no ``custom_id`` (not a batch result line).
     """
+    if isinstance(line, str):
+        raise BadResultLine(f"not JSON: {line[:200]!r}")
     cid = line.get("custom_id") if isinstance(line, dict) else None
     if not isinstance(cid, str):
-        raise TransientError(f"batch result line without custom_id: {str(line)[:200]!r}")
+        raise BadResultLine(f"no custom_id: {str(line)[:200]!r}")
     err = line.get("error")
     if err:
         code = (err.get("code") if isinstance(err, dict) else None) or "error"
@@ -131,7 +139,7 @@ class OpenAIBatchBackend:
         """One line of the batch input file."""
         return {"custom_id": custom_id, "method": "POST", "url": self.url, "body": self.inner.request_body(request)}
 
-    def result(self, line: dict[str, Any]) -> LineResult:
+    def result(self, line: Any) -> LineResult:
         return parse_result_line(line, self.inner.response_from_body)
 
     async def _call(self, what: str, fn: Callable[[], Awaitable[_T]]) -> _T:
@@ -190,8 +198,9 @@ class OpenAIBatchBackend:
 
         return await self._call("list batches", _scan)
 
-    async def content(self, file_id: str) -> list[dict[str, Any]]:
-        """The JSON lines of an output or error file."""
+    async def content(self, file_id: str) -> list[Any]:
+        """The lines of an output or error file, parsed; a line that is not JSON is kept as its text (for
+        :func:`parse_result_line` to refuse, so that one broken line does not lose the file's other answers)."""
         client = self.inner.client()
 
         async def _get() -> bytes:
@@ -204,7 +213,8 @@ class OpenAIBatchBackend:
                 try:
                     out.append(json.loads(line))
                 except ValueError:
-                    raise TransientError(f"download of {file_id}: line {k} is not JSON") from None
+                    log.debug("download of %s: line %d is not JSON", file_id, k)
+                    out.append(line)
         return out
 
     async def aclose(self) -> None:

@@ -1,0 +1,172 @@
+"""`ade-distill compress`: a teacher student (or an ensemble of them) distilled into a smaller student."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ade_distill.errors import ConfigError
+from ade_distill.records import Example, write_examples
+from ade_distill.student.compress import (
+    CompressConfig,
+    align_words,
+    compress_student,
+    keep_layers,
+    same_tokenizer,
+    soft_kl,
+    token_pairs,
+)
+from ade_distill.student.encode import Encoding
+from ade_distill.student.model import StudentExtractor
+
+pytestmark = pytest.mark.slow
+
+FAST = {"epochs": 1, "batch_size": 16, "max_length": 64, "layers": 2, "check_texts": 100}
+
+
+@pytest.fixture(scope="module")
+def transfer(ade_gold: list[Example]) -> list[str]:
+    """About 100 sentences: relations and ADE-NEG sentences (labels unused)."""
+    return [e.text for e in ade_gold[:70] + ade_gold[-30:]]
+
+
+@pytest.fixture(scope="module")
+def all_losses(trained_dir: Path, transfer: list[str], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    cfg = CompressConfig.build(**FAST, kl_weight=1.0, hard_weight=0.5, hidden_weight=1.0, attention_weight=1.0)
+    return compress_student([trained_dir], transfer, tmp_path_factory.mktemp("compress") / "small", cfg)
+
+
+def _summary(folder: Path) -> dict:
+    return json.loads((folder / "compress.json").read_text())
+
+
+def test_compressed_folder_loads_predicts_and_says_where_it_came_from(
+    all_losses: Path, trained_dir: Path, ade_gold: list[Example]
+) -> None:
+    student = StudentExtractor.from_pretrained(all_losses)
+    assert student.module.encoder.config.num_hidden_layers == 2
+    preds = student.predict(ade_gold[:10])
+    assert [p.id for p in preds] == [e.id for e in ade_gold[:10]]
+    s = _summary(all_losses)
+    assert s["kept_layers"] == [0, 5] and s["identical_tokenizer"] and s["alignment"]["unaligned_words"] == 0
+    assert all(s["history"][0][k] > 0 for k in ("kl", "hard", "hidden", "attention"))
+    assert student.config.provenance["compressed_from"][0]["model"] == str(trained_dir)
+    card = (all_losses / "README.md").read_text()
+    assert "compressed from" in card and str(trained_dir) in card and "attention" in card
+
+
+def test_kl_alone_moves_the_student_toward_the_teacher_and_zero_weights_log_zero(
+    trained_dir: Path, transfer: list[str], tmp_path: Path
+) -> None:
+    cfg = CompressConfig.build(**FAST, kl_weight=1.0, hard_weight=0.0, lr=3e-4, head_lr=5e-3, temperature=1.0)
+    s = _summary(compress_student([trained_dir], transfer, tmp_path / "kl", cfg))
+    assert s["stage1_kl_after"] < s["stage1_kl_before"]
+    epoch = s["history"][0]
+    assert epoch["kl"] > 0 and epoch["hard"] == epoch["hidden"] == epoch["attention"] == 0.0
+
+
+def _with_thresholds(src: Path, dest: Path, head: float, tail: float) -> Path:
+    shutil.copytree(src, dest)
+    cfg = json.loads((dest / "student.json").read_text())
+    cfg.update(head_threshold=head, tail_threshold=tail)
+    (dest / "student.json").write_text(json.dumps(cfg))
+    return dest
+
+
+def test_cli_compresses_an_ensemble_of_three(trained_dir: Path, ade_gold: list[Example], tmp_path: Path) -> None:
+    from ade_distill.cli import app
+
+    teachers = [trained_dir, _with_thresholds(trained_dir, tmp_path / "low", 0.3, 0.3),
+                _with_thresholds(trained_dir, tmp_path / "high", 0.7, 0.7)]
+    write_examples(tmp_path / "texts.jsonl", ade_gold[:30])
+    args = ["compress", "--texts", str(tmp_path / "texts.jsonl"), "--out", str(tmp_path / "small"),
+            "--layers", "1", "--epochs", "1", "--max-length", "64", "--hidden-weight", "0.5"]
+    for t in teachers:
+        args += ["--teacher", str(t)]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    s = _summary(tmp_path / "small")
+    assert len(s["teachers"]) == 3 and s["kept_layers"] == [0] and s["transfer"]["transfer_texts"] == 30
+    assert StudentExtractor.from_pretrained(tmp_path / "small").predict(ade_gold[:3])
+
+
+def test_config_refuses_all_zero_weights_and_unknown_fields() -> None:
+    with pytest.raises(ConfigError, match="at least one"):
+        CompressConfig.build(kl_weight=0.0, hard_weight=0.0)
+    with pytest.raises(ConfigError, match="temperature"):
+        CompressConfig.build(temperature=0.0)
+
+
+def test_attention_loss_across_different_tokenizers_is_refused(trained_dir: Path, tmp_path: Path) -> None:
+    from ade_distill.student.encoders import resolve_encoder
+
+    try:
+        resolve_encoder("mpnet")
+    except ConfigError:
+        pytest.skip("all-mpnet-base-v2 is not installed")
+    cfg = CompressConfig.build(encoder="mpnet", attention_weight=1.0)
+    with pytest.raises(ConfigError, match="tokenizers differ"):
+        compress_student([trained_dir], ["Aspirin caused a rash."], tmp_path / "x", cfg)
+    assert not (tmp_path / "x").exists()
+
+
+def test_word_alignment_on_synthetic_offsets() -> None:
+    # "Naproxen-induced rash": the student splits at the hyphen, the teacher keeps "Naproxen-induced" whole
+    student = [(0, 8), (8, 9), (9, 16), (17, 21)]
+    teacher = [(0, 16), (17, 21)]
+    assert align_words(student, teacher) == [0, -1, -1, 1]
+    assert align_words(teacher, student) == [0, 3]
+    s = Encoding(tuple(range(7)), (-1, 0, 0, 1, 2, 3, -1), tuple(student), (1, 3, 4, 5), False)
+    t = Encoding(tuple(range(6)), (-1, 0, 0, 0, 1, -1), tuple(teacher), (1, 4), False)
+    assert token_pairs(s, t, identical=False) == [(1, 1), (5, 4)]  # first sub-tokens of aligned words only
+    assert token_pairs(s, s, identical=True) == [(k, k) for k in range(7)]
+
+
+def test_word_alignment_with_two_real_tokenizers(tokenizer) -> None:
+    from transformers import AutoTokenizer
+
+    from ade_distill.student.encode import encode_texts
+    from ade_distill.student.encoders import resolve_encoder
+
+    try:
+        other = AutoTokenizer.from_pretrained(resolve_encoder("mpnet"))
+    except ConfigError:
+        pytest.skip("all-mpnet-base-v2 is not installed")
+    assert same_tokenizer(tokenizer, tokenizer) and not same_tokenizer(tokenizer, other)
+    text = "Naproxen-induced pseudoporphyria in a 7-year-old."
+    a, b = encode_texts(tokenizer, [text], 64)[0], encode_texts(other, [text], 64)[0]
+    al = align_words(a.words, b.words)
+    for w, t in enumerate(al):
+        assert t >= 0 and a.words[w][0] == b.words[t][0]
+    assert a.input_ids != b.input_ids  # different vocabularies, aligned by characters
+
+
+def test_keep_layers_is_evenly_spaced_with_first_and_last() -> None:
+    from transformers import BertConfig, BertModel
+
+    def kept(k: int | None) -> list[int]:
+        enc = BertModel(BertConfig(hidden_size=8, num_hidden_layers=6, num_attention_heads=2, intermediate_size=8,
+                                   vocab_size=20))
+        ids = [id(x) for x in enc.encoder.layer]
+        out = keep_layers(enc, k)
+        assert [id(x) for x in enc.encoder.layer] == [ids[i] for i in out]
+        assert enc.config.num_hidden_layers == len(out)
+        return out
+
+    assert kept(3) == [0, 3, 5] and kept(2) == [0, 5] and kept(1) == [0] and kept(None) == list(range(6))
+    with pytest.raises(ConfigError, match="only 6"):
+        kept(7)
+
+
+def test_soft_kl_is_zero_on_the_teachers_own_distribution() -> None:
+    import torch
+
+    logits = torch.randn(2, 5, 3)
+    mask = torch.ones(2, 5, dtype=torch.bool)
+    for t in (1.0, 2.0):
+        assert float(soft_kl(logits, torch.softmax(logits / t, -1), mask, t)) == pytest.approx(0.0, abs=1e-5)
+    assert float(soft_kl(logits, torch.full((2, 5, 3), 1 / 3), mask, 1.0)) > 0
