@@ -22,6 +22,7 @@ import json
 import logging
 import operator
 import os
+import shutil
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -353,6 +354,21 @@ def atomic_write_text(path: str | Path, text: str, *, sync_dir: bool = False) ->
         tmp.unlink(missing_ok=True)
         raise
     return p
+
+
+def replace_dir(tmp: str | Path, dest: str | Path) -> Path:
+    """Put the finished folder ``tmp`` in place of ``dest`` (a model or export folder): the old folder is first
+    renamed aside, the new one renamed into place, then the old one removed — a reader never sees a half-written
+    folder, and a crash between the two renames leaves the old one beside it (``.NAME.old-PID``). Returns ``dest``."""
+    tmp, dest = Path(tmp), Path(dest)
+    old = None
+    if dest.exists():
+        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+        os.replace(dest, old)
+    os.replace(tmp, dest)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return dest
 
 
 def write_examples(path: str | Path, examples: Iterable[Example]) -> int:

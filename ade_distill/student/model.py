@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import shutil
 import tempfile
@@ -33,7 +32,7 @@ from typing import Any
 import torch
 
 from ade_distill.errors import ConfigError
-from ade_distill.records import Example, Relation, Span
+from ade_distill.records import Example, Relation, Span, replace_dir
 from ade_distill.student.config import FORMAT_VERSION, Architecture, StudentConfig  # noqa: F401  (re-exported)
 from ade_distill.student.encode import Encoding, decode_bio, encode_texts
 from ade_distill.tasks.spec import TaskSpec, load_task
@@ -260,13 +259,7 @@ class StudentExtractor:
             write_model_card(tmp, self.task, self.config, extra=card_extra)
             for name, text in (extra_files or {}).items():
                 (tmp / name).write_text(text, encoding="utf-8")
-            old = None
-            if p.exists():
-                old = p.with_name(f".{p.name}.old-{os.getpid()}")
-                os.replace(p, old)
-            os.replace(tmp, p)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
+            replace_dir(tmp, p)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ade_distill.errors import ConfigError
-from ade_distill.records import Example, atomic_write_text
+from ade_distill.records import Example, atomic_write_text, replace_dir
 from ade_distill.student.onnx_runtime import (
     INSTALL_HINT,
     MANIFEST,
@@ -335,13 +335,7 @@ def _write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
 
 
 def _replace(tmp: Path, dest: Path) -> None:
-    old = None
-    if dest.exists():
-        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
-        os.replace(dest, old)
-    os.replace(tmp, dest)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    replace_dir(tmp, dest)
 
 
 # -- int8 -----------------------------------------------------------------------------------------------------
