@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import pytest
 
 from ade_distill.records import Example
 from ade_distill.tasks.spec import TaskSpec, load_task
+
+
+def with_thresholds(src: Path, dest: Path, head: float, tail: float) -> Path:
+    """A copy of a student folder that decodes with other thresholds: another ensemble member (or teacher), without
+    training."""
+    shutil.copytree(src, dest)
+    cfg = json.loads((dest / "student.json").read_text())
+    cfg.update(head_threshold=head, tail_threshold=tail)
+    (dest / "student.json").write_text(json.dumps(cfg))
+    return dest
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from ade_distill.student.compress import (
 )
 from ade_distill.student.encode import Encoding
 from ade_distill.student.model import StudentExtractor
+from tests.student.conftest import with_thresholds
 
 pytestmark = pytest.mark.slow
 
@@ -69,19 +69,11 @@ def test_kl_alone_moves_the_student_toward_the_teacher_and_zero_weights_log_zero
     assert epoch["kl"] > 0 and epoch["hard"] == epoch["hidden"] == epoch["attention"] == 0.0
 
 
-def _with_thresholds(src: Path, dest: Path, head: float, tail: float) -> Path:
-    shutil.copytree(src, dest)
-    cfg = json.loads((dest / "student.json").read_text())
-    cfg.update(head_threshold=head, tail_threshold=tail)
-    (dest / "student.json").write_text(json.dumps(cfg))
-    return dest
-
-
 def test_cli_compresses_an_ensemble_of_three(trained_dir: Path, ade_gold: list[Example], tmp_path: Path) -> None:
     from ade_distill.cli import app
 
-    teachers = [trained_dir, _with_thresholds(trained_dir, tmp_path / "low", 0.3, 0.3),
-                _with_thresholds(trained_dir, tmp_path / "high", 0.7, 0.7)]
+    teachers = [trained_dir, with_thresholds(trained_dir, tmp_path / "low", 0.3, 0.3),
+                with_thresholds(trained_dir, tmp_path / "high", 0.7, 0.7)]
     write_examples(tmp_path / "texts.jsonl", ade_gold[:30])
     args = ["compress", "--texts", str(tmp_path / "texts.jsonl"), "--out", str(tmp_path / "small"),
             "--layers", "1", "--epochs", "1", "--max-length", "64", "--hidden-weight", "0.5"]

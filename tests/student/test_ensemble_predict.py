@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -16,24 +14,16 @@ from ade_distill.experiments.reproduce import ensemble_vote, member_name
 from ade_distill.records import Example, read_examples, write_examples
 from ade_distill.student.ensemble import EnsembleExtractor, votes_needed
 from ade_distill.student.model import StudentExtractor
+from tests.student.conftest import with_thresholds
 
 pytestmark = pytest.mark.slow
-
-
-def _with_thresholds(src: Path, dest: Path, head: float, tail: float) -> Path:
-    """A copy of a student folder that decodes with other thresholds: another member, without training."""
-    shutil.copytree(src, dest)
-    cfg = json.loads((dest / "student.json").read_text())
-    cfg.update(head_threshold=head, tail_threshold=tail)
-    (dest / "student.json").write_text(json.dumps(cfg))
-    return dest
 
 
 @pytest.fixture(scope="module")
 def members(trained_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     tmp = tmp_path_factory.mktemp("ensemble")
-    return [trained_dir, _with_thresholds(trained_dir, tmp / "low", 0.2, 0.2),
-            _with_thresholds(trained_dir, tmp / "high", 0.8, 0.8)]
+    return [trained_dir, with_thresholds(trained_dir, tmp / "low", 0.2, 0.2),
+            with_thresholds(trained_dir, tmp / "high", 0.8, 0.8)]
 
 
 @pytest.fixture(scope="module")
