@@ -1,6 +1,7 @@
 """`ade-distill` command line: one thin command per pipeline stage.
 
     data stats | folds | export | download   → ade_distill.data
+    tasks                                    → ade_distill.tasks (the gallery)
     label                                    → ade_distill.teacher
     train | predict                          → ade_distill.student
     aggregate                                → ade_distill.signals
@@ -138,7 +139,7 @@ def data_stats(
 @data_app.command("folds")
 def data_folds(
     out: Annotated[Path, typer.Option("--out", help="Folds file to write (JSON).")],
-    corpus: Annotated[str, typer.Option("--corpus", help="ade, ade-positive, cdr, cdr-test, ... or a records "
+    corpus: Annotated[str, typer.Option("--corpus", help="ade, ade-positive, ade-dose, cdr, cdr-test, ... or a records "
                                         "file (JSONL, BioC) or BRAT folder")] = "ade",
     k: Annotated[int, typer.Option("-k", "--k", help="Number of folds.")] = 10,
     seed: Annotated[int, typer.Option("--seed")] = 13,
@@ -165,7 +166,7 @@ def data_folds(
 @data_app.command("export")
 def data_export(
     out: Annotated[Path, typer.Option("--out", help="File (JSONL, BioC .xml/.json) or BRAT folder to write.")],
-    corpus: Annotated[str, typer.Option("--corpus", help="ade, ade-positive, cdr, cdr-train|dev|test, or records "
+    corpus: Annotated[str, typer.Option("--corpus", help="ade, ade-positive, ade-dose, cdr, cdr-train|dev|test, or records "
                                         "to convert: silver/predictions JSONL, a BioC file, a BRAT folder")] = "ade",
     only_with_relations: Annotated[
         bool, typer.Option("--only-with-relations", help="Keep only examples that have at least one relation.")
@@ -204,6 +205,23 @@ def data_download(
     for p in download(out, [w.strip() for w in what.split(",") if w.strip()]):
         console.print(f"wrote {p}")
     console.print(f"set ADE_DISTILL_DATA={out}")
+
+
+@app.command("tasks")
+def tasks() -> None:
+    """The task gallery: each shipped task, its relation, the student that fits it, its gold corpus, scorer
+    modes and reproduce config. A task of your own is a task YAML file (pass its path as --task)."""
+    from ade_distill.tasks.gallery import load_gallery
+
+    table = Table(title="task gallery (ade_distill/tasks/)")
+    for col in ("task", "unit", "relation", "student", "gold corpus", "scoring", "config"):
+        table.add_column(col)
+    for entry in load_gallery():
+        spec = entry.spec()
+        rel = spec.primary
+        table.add_row(entry.task, spec.unit, f"{rel.label}: {rel.head} → {rel.tail}", entry.student,
+                      entry.corpus, ", ".join(entry.scoring), entry.config or "")
+    console.print(table)
 
 
 def _register_stages() -> None:

@@ -72,7 +72,7 @@ def test_custom_gene_disease_task_needs_no_code(tmp_path: Path) -> None:
 
 
 def test_unknown_name_or_missing_file() -> None:
-    with pytest.raises(ConfigError, match=r"unknown task 'nope': expected one of \['ade', 'cdr'\]"):
+    with pytest.raises(ConfigError, match=r"unknown task 'nope': expected one of \['ade', 'cdr', 'drug_dose'\]"):
         load_task("nope")
 
 

@@ -201,15 +201,18 @@ def _locate(
 
 
 def _build_positive(
-    ex_id: str, pmid: str, sentence: str, rels: list[_RawRelation], report: AdeReport
+    ex_id: str, pmid: str, sentence: str, rels: list[_RawRelation], report: AdeReport,
+    labels: tuple[str, str, str] = ("DRUG", "ADE", "ADE"),
 ) -> Example:
+    """One example from the relation lines of a sentence; ``labels``: (drug label, tail label, relation label)."""
+    head_label, tail_label, rel_label = labels
     located = _locate(sentence, rels, report, pmid)
     span_keys: dict[tuple[str, int, int], None] = {}
     pairs: list[tuple[tuple[str, int, int], tuple[str, int, int]]] = []
     for eff, drug in located:
         if eff is None or drug is None:
             continue
-        dk, ek = ("DRUG", *drug), ("ADE", *eff)
+        dk, ek = (head_label, *drug), (tail_label, *eff)
         span_keys.setdefault(dk)
         span_keys.setdefault(ek)
         pairs.append((dk, ek))
@@ -226,7 +229,7 @@ def _build_positive(
             report.duplicate_relations_merged += 1
             continue
         seen.add(key)
-        relations.append(Relation(head=key[0], tail=key[1], label="ADE"))
+        relations.append(Relation(head=key[0], tail=key[1], label=rel_label))
     report.relations += len(relations)
     return Example(
         id=ex_id,
@@ -301,3 +304,58 @@ def read_ade_corpus(
 def count_dose_relations(folder: str | Path) -> int:
     """Number of drug → dose relation lines in ``DRUG-DOSE.rel`` (validated, for statistics)."""
     return sum(1 for _ in _read_rel_file(Path(folder) / DOSE_FILE))
+
+
+def read_drug_dose(
+    folder: str | Path, *, include_negatives: bool = True, report: AdeReport | None = None
+) -> list[Example]:
+    """The corpus' second relation, drug → dose (``DRUG-DOSE.rel``), as the sentence-level task ``drug_dose``
+    (``ade_distill/tasks/drug_dose.yaml``): spans ``DRUG`` and ``DOSE``, relation ``DOSE``, mentions located as
+    for ``DRUG-AE.rel``.
+
+    Doses were annotated in the sentences that report an adverse effect (every ``DRUG-DOSE.rel`` sentence is also
+    a ``DRUG-AE.rel`` sentence; in the distributed files 24 of the 4,059 other ``DRUG-AE.rel`` sentences contain an
+    amount such as "5 mg", against 497 of the 16,688 ``ADE-NEG.txt`` sentences, where doses were not annotated).
+    So the examples are the ``DRUG-AE.rel`` sentences, in file order, with the ids :func:`read_ade_corpus` gives
+    them (``{pmid}_p{k}``): with their dose relations (``meta.has_dose = True``), or, with ``include_negatives``,
+    without spans as negatives (``meta.has_dose = False``). A dose sentence missing from ``DRUG-AE.rel`` would be
+    kept with the id ``{pmid}_d{k}``.
+
+    Raises:
+        DataError: a file is missing or a line is malformed (file and line named).
+    """
+    folder = Path(folder)
+    report = report if report is not None else AdeReport()
+    ade_ids: dict[tuple[str, str], str] = {}
+    per_pmid: Counter[str] = Counter()
+    for pmid, sentence, _ in _read_rel_file(folder / REL_FILE):
+        if (pmid, sentence) not in ade_ids:
+            ade_ids[(pmid, sentence)] = f"{pmid}_p{per_pmid[pmid]}"
+            per_pmid[pmid] += 1
+    groups: OrderedDict[tuple[str, str], list[_RawRelation]] = OrderedDict()
+    for pmid, sentence, rel in _read_rel_file(folder / DOSE_FILE):
+        report.relation_lines += 1
+        groups.setdefault((pmid, sentence), []).append(rel)
+    extra: Counter[str] = Counter()
+    order = list(ade_ids) + [k for k in groups if k not in ade_ids]
+    examples: list[Example] = []
+    for key in order:
+        pmid, sentence = key
+        if key in groups:
+            ex_id = ade_ids.get(key)
+            if ex_id is None:
+                ex_id = f"{pmid}_d{extra[pmid]}"
+                extra[pmid] += 1
+            rels = groups[key]
+            ex = _build_positive(ex_id, pmid, sentence, rels, report, labels=("DRUG", "DOSE", "DOSE"))
+            examples.append(ex.model_copy(update={"meta": {"pmid": pmid, "source": SOURCE, "has_dose": True,
+                                                           "lines": [r.line for r in rels]}}))
+            report.positive_examples += 1
+        elif include_negatives:
+            examples.append(Example(id=ade_ids[key], text=sentence,
+                                    meta={"pmid": pmid, "source": SOURCE, "has_dose": False}))
+            report.negative_examples += 1
+    report.distinct_positive_texts = len({s for _, s in groups})
+    report.pmids_positive = len({p for p, _ in groups})
+    report.pmids_total = len({e.meta["pmid"] for e in examples})
+    return examples

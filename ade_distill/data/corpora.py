@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ade_distill.data.ade_corpus import AdeReport, read_ade_corpus
+from ade_distill.data.ade_corpus import AdeReport, read_ade_corpus, read_drug_dose
 from ade_distill.data.cdr import SPLIT_FILES, CdrReport, read_cdr
 from ade_distill.errors import ConfigError
 from ade_distill.paths import data_dir
 from ade_distill.records import Example
 
-CORPORA = ("ade", "ade-positive", "cdr", "cdr-train", "cdr-dev", "cdr-test")
+CORPORA = ("ade", "ade-positive", "ade-dose", "cdr", "cdr-train", "cdr-dev", "cdr-test")
 
 
 def load_corpus(
@@ -20,6 +20,8 @@ def load_corpus(
 
     * ``ade`` — ADE corpus v2, sentences with relations and ADE-NEG sentences;
     * ``ade-positive`` — only the 4,272 sentences with relations;
+    * ``ade-dose`` — the corpus' drug → dose relations (task ``drug_dose``) on its 4,272 adverse-effect sentences,
+      where doses were annotated (213 with a dose relation, the rest negatives);
     * ``cdr`` — all three BC5CDR splits (``meta.split`` says which); ``cdr-train|dev|test`` — one split;
     * a path to a ``.jsonl`` file in the common schema, a BRAT folder or a BioC file — your own corpus, read by
       :func:`ade_distill.data.formats.read_records` (``fmt`` detected unless given; ``options``: a label map).
@@ -33,6 +35,8 @@ def load_corpus(
         return read_ade_corpus(base / "ade_corpus_v2")
     if name == "ade-positive":
         return read_ade_corpus(base / "ade_corpus_v2", include_negatives=False)
+    if name == "ade-dose":
+        return read_drug_dose(base / "ade_corpus_v2")
     if name == "cdr":
         return [ex for split in SPLIT_FILES for ex in read_cdr(base / "bc5cdr", split)]
     if name.startswith("cdr-") and name[4:] in SPLIT_FILES:

@@ -28,7 +28,7 @@ def train(
     train_file: Annotated[Path, typer.Option("--train", help="Training records (JSONL, BRAT folder or BioC file; "
                                              "gold or silver).")],
     out: Annotated[Path, typer.Option("--out", help="Model folder to write (appears only when complete).")],
-    task: Annotated[str, typer.Option("--task", help="ade, cdr or a task YAML file.")] = "ade",
+    task: Annotated[str, typer.Option("--task", help="A shipped task (ade, cdr, drug_dose: ade-distill tasks) or a task YAML file.")] = "ade",
     dev: Annotated[Path | None, typer.Option("--dev", help="Dev records for early stopping.")] = None,
     dev_fraction: Annotated[
         float, typer.Option("--dev-fraction", help="Without --dev: carve this fraction of PMIDs as dev.")

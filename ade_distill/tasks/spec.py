@@ -130,11 +130,11 @@ class TaskSpec(BaseModel):
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
 
 
-BUILTIN_TASKS = ("ade", "cdr")
+BUILTIN_TASKS = ("ade", "cdr", "drug_dose")
 
 
 def load_task(name_or_path: str | Path) -> TaskSpec:
-    """Load a shipped task by name (``ade``, ``cdr``) or a task YAML file by path.
+    """Load a shipped task by name (``ade``, ``cdr``, ``drug_dose``: see ``gallery.yaml``) or a task YAML file by path.
 
     Raises:
         ConfigError: unknown name, unreadable file or invalid spec (the message names the field).

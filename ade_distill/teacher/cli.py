@@ -81,7 +81,7 @@ def register(app: typer.Typer) -> None:
         input: Annotated[Path, typer.Option("--input", help="Records JSONL (text labeled as is), abstracts JSONL, "
                                             "MEDLINE XML(.gz) or text (split into sentences for sentence tasks).")],
         out: Annotated[Path, typer.Option("--out", help="Silver JSONL; an existing file is resumed.")],
-        task: Annotated[str, typer.Option("--task", help="ade, cdr or a task YAML.")] = "ade",
+        task: Annotated[str, typer.Option("--task", help="A shipped task (ade, cdr, drug_dose: ade-distill tasks) or a task YAML.")] = "ade",
         concurrency: Annotated[int | None, typer.Option("--concurrency", min=1, help="Simultaneous requests "
                                                         "(default 8; not for batch teachers).")] = None,
         max_cost: Annotated[float | None, typer.Option("--max-cost", help="Budget in USD for new calls (batch "
