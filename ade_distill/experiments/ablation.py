@@ -40,9 +40,9 @@ class LeverRow(BaseModel):
     lever: str
     config: str
     note: str = ""
-    system: Literal["student", "supervised"] = Field(
-        default="student", description="the config's system this row scores: its distilled student, or its "
-        "supervised student (the ceiling of the same encoder and recipe on gold labels)")
+    system: Literal["student", "supervised", "compressed"] = Field(
+        default="student", description="the config's system this row scores: its distilled student, its "
+        "supervised student (the ceiling of the same encoder and recipe on gold labels) or its compressed student")
 
 
 class FinalRun(BaseModel):
@@ -53,6 +53,9 @@ class FinalRun(BaseModel):
     supervised_label: str = Field(default="", description="its row label (default: 'supervised (<label>)')")
     student: bool = Field(default=True, description="show this run's distilled student (false: only its "
                           "supervised student, for a run that supplies the ceiling of an encoder)")
+    system: Literal["student", "compressed"] = Field(
+        default="student", description="the system shown under `label`: the run's distilled student, or the "
+        "compact student its `compress` stage made")
 
     @model_validator(mode="after")
     def _shows_something(self) -> FinalRun:
@@ -228,7 +231,9 @@ def build(spec: AblationSpec) -> dict[str, Any]:
                 systems = per_fold.setdefault(i, {})
                 systems.setdefault(spec.teacher, fr.predictions[spec.teacher])
                 if f.student:
-                    systems[f.label] = fr.predictions[STUDENT]
+                    if f.system not in fr.predictions:
+                        raise ConfigError(f"{f.config}: fold {i} has no {f.system} system ({list(fr.predictions)})")
+                    systems[f.label] = fr.predictions[f.system]
                 if f.supervised and SUPERVISED in fr.predictions:
                     systems[f.supervised_name] = fr.predictions[SUPERVISED]
         final = {"reported_folds": reported, "dev_fold": d, "missing": missing}

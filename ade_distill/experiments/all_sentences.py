@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ade_distill.errors import ConfigError
-from ade_distill.experiments.reproduce import STUDENT, SUPERVISED, Reproduction, file_name, load_fold_result
+from ade_distill.experiments.reproduce import COMPRESSED, STUDENT, SUPERVISED, Reproduction, file_name, load_fold_result
 from ade_distill.experiments.stages import Stage
 from ade_distill.records import Example, read_examples, write_examples
 
@@ -38,17 +38,20 @@ def model_folders(rep: Reproduction, fold: int) -> dict[str, Path]:
                               "needed to predict the ADE-NEG sentences)")
         return Path(f.read_text(encoding="utf-8").strip())
 
-    if rep.cfg.ensemble.seeds > 1:
-        raise ConfigError("all-sentence scoring covers single students; this config's student is an ensemble")
     out: dict[str, Path] = {}
     st = rep.cfg.self_training
-    if st is None:
+    if rep.cfg.ensemble.seeds > 1:  # single models only: the compact student and the supervised one
+        if rep.cfg.compress is None:
+            raise ConfigError("all-sentence scoring covers single students; this config's student is an ensemble")
+    elif st is None:
         out[STUDENT] = model(STUDENT)
     else:
         out[f"{STUDENT}:round0"] = model(STUDENT)
         for r in range(1, st.rounds):
             out[f"{STUDENT}:round{r}"] = model(f"{STUDENT}_round{r}")
         out[STUDENT] = model(f"{STUDENT}_round{st.rounds}")
+    if rep.cfg.compress is not None:
+        out[COMPRESSED] = model(COMPRESSED)
     if rep.cfg.supervised.enabled:
         out[SUPERVISED] = model(SUPERVISED)
     return out

@@ -160,6 +160,24 @@ class SelfTrainingConfig(_Strict):
     seed_offset: int = Field(default=100, ge=1)
 
 
+class CompressStageConfig(_Strict):
+    """Compression after the distilled student (``ade_distill.student.compress``): the fold's final distilled
+    student — every member of its ensemble, their probabilities averaged — is distilled into one compact student
+    on a transfer set of the fold's silver texts (labels unused) and, optionally, unlabeled sentences (gold
+    documents removed, as for ``adapt_encoder``). The compact student is scored as the system ``compressed``."""
+
+    options: dict[str, Any] = Field(default_factory=dict, description="fields of student.compress.CompressConfig")
+    unlabeled: str | None = Field(default=None, description="unlabeled documents: JSONL abstracts, MEDLINE XML or text")
+    max_unlabeled_sentences: int | None = Field(default=10_000, ge=1, description="seeded sample of their sentences")
+
+    @model_validator(mode="after")
+    def _check(self) -> CompressStageConfig:
+        from ade_distill.student.compress import CompressConfig
+
+        CompressConfig.build(**self.options)  # an unknown or invalid option fails on load, naming it
+        return self
+
+
 class ReproduceConfig(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
@@ -172,6 +190,7 @@ class ReproduceConfig(_Strict):
     ensemble: EnsembleConfig = EnsembleConfig()
     adapt_encoder: EncoderAdaptationConfig | None = None
     self_training: SelfTrainingConfig | None = None
+    compress: CompressStageConfig | None = None
     supervised: SupervisedConfig = SupervisedConfig()
     dev_fraction: float = Field(default=0.1, gt=0.0, lt=0.5, description="share of training documents held out")
     scoring: ScoringConfig = ScoringConfig()

@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 STUDENT = "student"
 SUPERVISED = "supervised"
 VOTE = "teachers-vote"
+COMPRESSED = "compressed"
 
 
 @dataclass
@@ -80,7 +81,7 @@ RESULT_FORMAT = 1
 # (a nested option before its parent: "ensemble.boundary" is dropped first, then a default "ensemble" whole)
 ADDED_CONFIG_OPTIONS: dict[str, Any] = {"silver.boundary": "exact", "ensemble.boundary": "exact",
                                         "ensemble": {"seeds": 1, "min_votes": None}, "adapt_encoder": None,
-                                        "self_training": None}
+                                        "self_training": None, "compress": None}
 ADDED_TRAIN_OPTIONS: dict[str, Any] = {"tail_head": "linear", "window_long_texts": False,
                                        "calibrate_thresholds": False, "precision": "fp32",
                                        "soft_targets": False, "soft_temperature": 1.0}
@@ -155,7 +156,7 @@ class Reproduction:
         self.run_dir = Path(cfg.runs_dir) / cfg.name
         self.t0 = time.time()
         self.result = RunResult(config=cfg)
-        self._unlabeled: list[Example] | None = None
+        self._unlabeled: dict[tuple[str, int | None], list[Example]] = {}
         from ade_distill.student.train import TrainConfig
 
         self.train_config = TrainConfig.build(**cfg.student)
@@ -403,22 +404,70 @@ class Reproduction:
         return ensemble_vote(members, test, ec.votes_needed, ec.boundary), speeds
 
     def unlabeled_sentences(self) -> list[Example]:
-        """The sentences self-training labels: ``self_training.texts`` without gold documents (as for
-        ``adapt_encoder``), split into sentences, a seeded sample of ``max_sentences``; loaded once per run."""
-        if self._unlabeled is None:
+        """The sentences self-training labels (see :meth:`unlabeled_pool`)."""
+        st = self.cfg.self_training
+        assert st is not None
+        return self.unlabeled_pool(st.texts, st.max_sentences, "self-training")
+
+    def unlabeled_pool(self, texts: str, max_sentences: int | None, purpose: str) -> list[Example]:
+        """``texts`` without gold documents (as for ``adapt_encoder``), split into sentences, a seeded sample of
+        ``max_sentences``; loaded once per run."""
+        key = (texts, max_sentences)
+        if key not in self._unlabeled:
             from ade_distill.data.unlabeled import iter_documents, to_sentences
             from ade_distill.experiments.protocol import filter_documents
             from ade_distill.experiments.self_training import sample_sentences
 
-            st = self.cfg.self_training
-            assert st is not None
-            docs, guard = filter_documents(list(iter_documents(st.texts)), self.gold)
+            docs, guard = filter_documents(list(iter_documents(texts)), self.gold)
             sents = [s for s in to_sentences(docs) if s.text.strip()]
-            self._unlabeled = sample_sentences(sents, st.max_sentences, self.cfg.folds.seed)
-            self._log(f"self-training text: {len(self._unlabeled):,} of {len(sents):,} sentences from "
+            self._unlabeled[key] = sample_sentences(sents, max_sentences, self.cfg.folds.seed)
+            self._log(f"{purpose} text: {len(self._unlabeled[key]):,} of {len(sents):,} sentences from "
                       f"{guard['documents_out']:,} documents ({guard['removed_by_pmid'] + guard['removed_by_text']} "
                       "removed: gold PMID or text)")
-        return self._unlabeled
+        return self._unlabeled[key]
+
+    def _final_students(self, fold_dir: Path) -> list[Path]:
+        """Model folders of the fold's scored distilled student: the last self-training round's, or every member
+        of its seed ensemble."""
+        st = self.cfg.self_training
+        names = [f"{STUDENT}_round{st.rounds}" if st is not None else STUDENT]
+        names += [f"{STUDENT}_seed{self.train_config.seed + i}" for i in range(1, self.cfg.ensemble.seeds)]
+        return [Path((fold_dir / n / "model.txt").read_text(encoding="utf-8").strip()) for n in names]
+
+    def _compress(self, fold_dir: Path, silver: list[Example], test: list[Example], timings: dict[str, float]
+                  ) -> tuple[list[Example], dict[str, Any]]:
+        """The ``compress`` stage: the final distilled student(s) distilled into one compact student on the
+        fold's silver texts plus unlabeled sentences; cached under ``<runs_dir>/models/<key>`` like a trained
+        student. Returns its predictions on ``test`` and the stage's counts."""
+        from ade_distill.student.compress import CompressConfig, compress_student
+
+        cc = self.cfg.compress
+        assert cc is not None
+        cfg = CompressConfig.build(**cc.options)
+        teachers = self._final_students(fold_dir)
+        unlabeled = self.unlabeled_pool(cc.unlabeled, cc.max_unlabeled_sentences, "compression") \
+            if cc.unlabeled else []
+        texts = list(dict.fromkeys(t for t in [e.text for e in silver] + [u.text for u in unlabeled] if t.strip()))
+        key = make_key("compress", cfg.model_dump(mode="json"), [t.name for t in teachers], texts)
+        model_dir = Path(self.cfg.runs_dir) / "models" / key
+        stage = Stage(model_dir, key)
+        counts = {"teachers": len(teachers), "silver_texts": len(silver), "unlabeled_sentences": len(unlabeled),
+                  "transfer_texts": len(texts)}
+        if not stage.done:
+            self._log(f"compress {len(teachers)} student(s) on {len(texts):,} texts → {model_dir}")
+            stage.start()
+            compress_student(teachers, texts, model_dir, cfg, provenance={"transfer": counts})
+            stage.finish({**counts, "for": f"{self.cfg.name}/{fold_dir.name}"})
+        else:
+            self._log(f"reuse compressed model {model_dir}")
+        folder = fold_dir / COMPRESSED
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "model.txt").write_text(f"{model_dir}\n", encoding="utf-8")
+        timings[COMPRESSED] = stage.seconds
+        preds, speed = self._predict(model_dir, test)
+        summary = json.loads((model_dir / "compress.json").read_text(encoding="utf-8"))
+        return preds, {**counts, "stage1_kl_before": summary.get("stage1_kl_before"),
+                       "stage1_kl_after": summary.get("stage1_kl_after"), "sentences_per_second": round(speed, 1)}
 
     def _self_train(
         self, fold_dir: Path, train: list[Example], dev: list[Example], test: list[Example],
@@ -551,6 +600,10 @@ class Reproduction:
             # the ensemble runs every member: its rate is the harmonic combination of theirs
             rates = [speed, *ens[1]]
             speed = 1.0 / sum(1.0 / r for r in rates) if all(r > 0 for r in rates) else 0.0
+        if self.cfg.compress is not None:
+            if self.out_of_time():
+                return None
+            preds[COMPRESSED], silver_counts["compress"] = self._compress(fold_dir, s_train + s_dev, test, timings)
         if self.cfg.supervised.enabled:
             if self.out_of_time():
                 return None

@@ -68,6 +68,8 @@ def train(
                            help="Pick head/tail thresholds on the dev set after training.")
     ] = False,
     threads: Annotated[int | None, typer.Option("--threads", help="torch CPU threads.")] = None,
+    precision: Annotated[str, typer.Option("--precision", help="fp32, or bf16 (bfloat16 autocast: about 2x faster "
+                                           "on CPUs with AVX512-BF16/AMX and on recent GPUs).")] = "fp32",
     input_format: InputFormatOpt = None,
     label_map: LabelMapOpt = None,
 ) -> None:
@@ -85,7 +87,7 @@ def train(
         max_length=max_length, seed=seed, patience=patience, eval_every=eval_every, min_confidence=min_confidence,
         confidence_weighting=confidence_weighting, negative_fraction=negative_fraction, max_steps=max_steps,
         threads=threads, dev_fraction=dev_fraction, tail_head=tail_head, window_long_texts=window_long_texts,
-        calibrate_thresholds=calibrate_thresholds,
+        calibrate_thresholds=calibrate_thresholds, precision=precision,
     )
     examples, excluded = _usable(train_file, read_training_file(train_file, spec, input_format, label_map))
     prov: dict[str, object] = {"train_file": str(train_file), "train_sha256": path_sha256(train_file),
@@ -356,6 +358,8 @@ def compress(
                                                     "tokenizer only).")] = 0.0,
     seed: Annotated[int, typer.Option("--seed")] = 13,
     threads: Annotated[int | None, typer.Option("--threads", help="torch CPU threads.")] = None,
+    precision: Annotated[str, typer.Option("--precision", help="fp32, or bf16 (teacher passes and the student's "
+                                           "forward pass under bfloat16 autocast).")] = "fp32",
 ) -> None:
     """Distil a teacher student (or an ensemble) into a compact student on silver and unlabeled text."""
     from ade_distill.errors import ConfigError
@@ -364,7 +368,7 @@ def compress(
     cfg = CompressConfig.build(
         encoder=encoder, layers=layers, epochs=epochs, batch_size=batch_size, lr=lr, max_length=max_length,
         temperature=temperature, kl_weight=kl_weight, hard_weight=hard_weight, hidden_weight=hidden_weight,
-        attention_weight=attention_weight, seed=seed, threads=threads)
+        attention_weight=attention_weight, seed=seed, threads=threads, precision=precision)
     corpus, stats = transfer_texts(texts or [], unlabeled or [], exclude or [], max_unlabeled)
     if not corpus:
         raise ConfigError("no transfer text: give --texts and/or --unlabeled")

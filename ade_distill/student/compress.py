@@ -52,7 +52,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -93,6 +93,9 @@ class CompressConfig(BaseModel):
                                                      "attention loss; default the last.")
     check_texts: int = Field(default=200, ge=0, description="Transfer texts on which the stage-1 KL to the "
                              "teacher is measured before and after.")
+    precision: Literal["fp32", "bf16"] = Field(
+        default="fp32", description="bf16: the teachers' passes and the student's forward pass under bfloat16 "
+        "autocast (losses, backward pass and weights stay fp32), as student.precision in training.")
 
     @model_validator(mode="after")
     def _check(self) -> CompressConfig:
@@ -491,12 +494,14 @@ class _Run:
         for m in self.members:
             m.model.module.eval()
         sencs = [self.sencs[i] for i in idx]
-        tg = teacher_targets(self.members, idx, sencs, self.cfg, features=self._features, identical=self.identical)
         ids, mask = self.student.pad(sencs)
         dev = self.student.device
-        parts = student_losses(self.student.module, ids.to(dev), mask.to(dev), tg, self.cfg, self.plan,
-                               self.projections)
-        parts["loss"].backward()
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16"):
+            tg = teacher_targets(self.members, idx, sencs, self.cfg, features=self._features,
+                                 identical=self.identical)
+            parts = student_losses(self.student.module, ids.to(dev), mask.to(dev), tg, self.cfg, self.plan,
+                                   self.projections)
+        parts["loss"].float().backward()
         if self.cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
         self.optim.step()

@@ -191,3 +191,41 @@ def test_committed_all_sentence_reports_rescore_exactly(ade_gold: list[Example])
                 assert prf == pytest.approx((got["precision"], got["recall"], got["f1"])), (path, system, mode)
         assert res["n_negative"] > 0 and res["n_scored"] == len(again and list(read_examples(
             path.parent / "gold_ids.jsonl")))
+
+
+@pytest.mark.slow
+def test_compress_stage_end_to_end(tiny_config: Callable[..., Path], data_root: Path) -> None:
+    """Issue 14 in a reproduction: the fold's distilled ensemble (2 members) compressed into one student on the
+    silver texts plus unlabeled PubMed sentences (no gold document), scored as ``compressed``; a rerun of the
+    fold reuses the compressed model from the cache."""
+    from ade_distill.experiments.all_sentences import model_folders
+    from ade_distill.experiments.reproduce import COMPRESSED
+
+    path = tiny_config("configs/ade_mpnet_compressed.yaml", ensemble={"seeds": 2, "min_votes": 1},
+                       compress={"options": {"encoder": "minilm", "epochs": 1, "max_length": 64, "threads": 2,
+                                             "check_texts": 20},
+                                 "unlabeled": str(data_root / "pubmed_unlabeled" / "pubmed_abstracts.jsonl"),
+                                 "max_unlabeled_sentences": 30})
+    cfg = load_config(path)
+    rep = Reproduction(cfg, RunOptions(folds=1, progress=False))
+    fr = rep.run().folds_done[0]
+    assert {"student", "student:seed13", COMPRESSED} <= fr.predictions.keys()
+    counts = fr.silver["compress"]
+    silver = list(read_examples(rep.run_dir / "fold0" / "silver.jsonl"))
+    assert counts["teachers"] == 2 and counts["unlabeled_sentences"] == 30
+    assert counts["silver_texts"] == len(silver) and counts["transfer_texts"] <= len(silver) + 30
+    model_dir = Path((rep.run_dir / "fold0" / COMPRESSED / "model.txt").read_text().strip())
+    card = json.loads((model_dir / "student.json").read_text())
+    members = {Path((rep.run_dir / "fold0" / n / "model.txt").read_text().strip()).name
+               for n in ("student", "student_seed14")}
+    assert {Path(t["model"]).name for t in card["provenance"]["compressed_from"]} == members
+    compress_json = json.loads((model_dir / "compress.json").read_text())
+    gold_texts = {e.text for e in rep.gold}
+    unlabeled = [u.text for u in rep.unlabeled_pool(cfg.compress.unlabeled, 30, "test")]
+    assert not gold_texts & set(unlabeled) and compress_json["transfer"]["transfer_texts"] == counts["transfer_texts"]
+    assert set(model_folders(rep, 0)) == {COMPRESSED}  # the ensemble is not one model; supervised is off
+    mtime = (model_dir / "stage.json").stat().st_mtime
+    (rep.run_dir / "fold0" / "result" / "stage.json").unlink()  # recompute the fold: every model comes from the cache
+    again = Reproduction(cfg, RunOptions(folds=1, progress=False)).run().folds_done[0]
+    assert (model_dir / "stage.json").stat().st_mtime == mtime
+    assert again.predictions[COMPRESSED] == fr.predictions[COMPRESSED]

@@ -36,7 +36,9 @@ def transfer(ade_gold: list[Example]) -> list[str]:
 
 @pytest.fixture(scope="module")
 def all_losses(trained_dir: Path, transfer: list[str], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cfg = CompressConfig.build(**FAST, kl_weight=1.0, hard_weight=0.5, hidden_weight=1.0, attention_weight=1.0)
+    # every loss at once, under bf16 autocast (the teachers' passes and the student's forward pass)
+    cfg = CompressConfig.build(**FAST, kl_weight=1.0, hard_weight=0.5, hidden_weight=1.0, attention_weight=1.0,
+                               precision="bf16")
     return compress_student([trained_dir], transfer, tmp_path_factory.mktemp("compress") / "small", cfg)
 
 
@@ -53,7 +55,8 @@ def test_compressed_folder_loads_predicts_and_says_where_it_came_from(
     assert [p.id for p in preds] == [e.id for e in ade_gold[:10]]
     s = _summary(all_losses)
     assert s["kept_layers"] == [0, 5] and s["identical_tokenizer"] and s["alignment"]["unaligned_words"] == 0
-    assert all(s["history"][0][k] > 0 for k in ("kl", "hard", "hidden", "attention"))
+    assert all(0 < s["history"][0][k] < float("inf") for k in ("kl", "hard", "hidden", "attention"))
+    assert s["config"]["precision"] == "bf16"
     assert student.config.provenance["compressed_from"][0]["model"] == str(trained_dir)
     card = (all_losses / "README.md").read_text()
     assert "compressed from" in card and str(trained_dir) in card and "attention" in card
