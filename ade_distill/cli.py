@@ -123,7 +123,7 @@ def data_stats(
             f"({a['negative_duplicates_dropped']} duplicate lines dropped, "
             f"{a['negative_also_positive_dropped']} equal to a positive sentence dropped)",
         )
-        table.add_row("", "DRUG-DOSE.rel", f"{a['drug_dose_relations']:,} drug-dose relations (not used)")
+        table.add_row("", "DRUG-DOSE.rel", f"{a['drug_dose_relations']:,} drug-dose relations (corpus ade-dose, task drug_dose)")
     for split, c in stats.get("cdr", {}).items():
         table.add_row("BC5CDR", split, f"{c['documents']:,} documents, {c['cid_relations']:,} CID relations, "
                       f"mentions {c['mentions']}, unanchored {c['unanchored_relations']}")

@@ -1,5 +1,5 @@
-"""Command-line options shared by several commands (one definition, one help text): the input format and the
-BRAT/BioC label map. One vocabulary of formats (:mod:`ade_distill.data.formats`): ``jsonl`` (``records`` is the
+"""Command-line options shared by several commands (one definition, one help text): the task, the input format and
+the BRAT/BioC label map. One vocabulary of formats (:mod:`ade_distill.data.formats`): ``jsonl`` (``records`` is the
 same), ``brat``, ``bioc``; commands that read unlabeled documents also take ``abstracts``, ``medline`` and
 ``text``. An unknown name is a :class:`~ade_distill.errors.ConfigError` listing the choices."""
 
@@ -9,6 +9,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from ade_distill.tasks.spec import BUILTIN_TASKS
+
+TaskOpt = Annotated[
+    str,
+    typer.Option("--task", help=f"A shipped task ({', '.join(BUILTIN_TASKS)}; see `ade-distill tasks`) or the path "
+                 "of a task YAML file."),
+]
 
 InputFormatOpt = Annotated[
     str | None,
@@ -26,4 +34,4 @@ LabelMapOpt = Annotated[
                  "discontinuous-span policy), or a shipped name such as n2c2_2018; not used for JSONL input."),
 ]
 
-__all__ = ["DocumentFormatOpt", "InputFormatOpt", "LabelMapOpt"]
+__all__ = ["DocumentFormatOpt", "InputFormatOpt", "LabelMapOpt", "TaskOpt"]

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter, OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -240,6 +240,18 @@ def _build_positive(
     )
 
 
+def _positive_ids(keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """Example id of each distinct (PubMed ID, sentence) of ``DRUG-AE.rel``, in file order: ``{pmid}_p{k}`` for
+    the k-th sentence of that PubMed ID (the ids of :func:`read_ade_corpus` and :func:`read_drug_dose`)."""
+    per_pmid: Counter[str] = Counter()
+    out: dict[tuple[str, str], str] = {}
+    for pmid, sentence in keys:
+        if (pmid, sentence) not in out:
+            out[(pmid, sentence)] = f"{pmid}_p{per_pmid[pmid]}"
+            per_pmid[pmid] += 1
+    return out
+
+
 def _read_negatives(path: Path) -> Iterator[tuple[int, str, str]]:
     for lineno, line in iter_lines(path):
         if not line.strip():
@@ -267,16 +279,12 @@ def read_ade_corpus(
     for pmid, sentence, rel in _read_rel_file(folder / REL_FILE):
         report.relation_lines += 1
         groups.setdefault((pmid, sentence), []).append(rel)
-    per_pmid: Counter[str] = Counter()
-    examples: list[Example] = []
-    for (pmid, sentence), rels in groups.items():
-        k = per_pmid[pmid]
-        per_pmid[pmid] += 1
-        examples.append(_build_positive(f"{pmid}_p{k}", pmid, sentence, rels, report))
+    ids = _positive_ids(groups)
+    examples = [_build_positive(ids[key], *key, rels, report) for key, rels in groups.items()]
     report.positive_examples = len(examples)
     report.distinct_positive_texts = len({s for _, s in groups})
-    report.pmids_positive = len(per_pmid)
-    pmids = set(per_pmid)
+    pmids = {p for p, _ in groups}
+    report.pmids_positive = len(pmids)
     if include_negatives:
         seen: set[tuple[str, str]] = set()
         neg_k: Counter[str] = Counter()
@@ -326,12 +334,7 @@ def read_drug_dose(
     """
     folder = Path(folder)
     report = report if report is not None else AdeReport()
-    ade_ids: dict[tuple[str, str], str] = {}
-    per_pmid: Counter[str] = Counter()
-    for pmid, sentence, _ in _read_rel_file(folder / REL_FILE):
-        if (pmid, sentence) not in ade_ids:
-            ade_ids[(pmid, sentence)] = f"{pmid}_p{per_pmid[pmid]}"
-            per_pmid[pmid] += 1
+    ade_ids = _positive_ids((pmid, sentence) for pmid, sentence, _ in _read_rel_file(folder / REL_FILE))
     groups: OrderedDict[tuple[str, str], list[_RawRelation]] = OrderedDict()
     for pmid, sentence, rel in _read_rel_file(folder / DOSE_FILE):
         report.relation_lines += 1

@@ -20,7 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from ade_distill.errors import ConfigError
-from ade_distill.experiments.reproduce import COMPRESSED, STUDENT, SUPERVISED, Reproduction, file_name, load_fold_result
+from ade_distill.experiments.reproduce import (
+    COMPRESSED,
+    STUDENT,
+    SUPERVISED,
+    Reproduction,
+    file_name,
+    load_fold_result,
+    round_folder,
+)
 from ade_distill.experiments.stages import Stage
 from ade_distill.records import Example, read_examples, write_examples
 
@@ -48,8 +56,8 @@ def model_folders(rep: Reproduction, fold: int) -> dict[str, Path]:
     else:
         out[f"{STUDENT}:round0"] = model(STUDENT)
         for r in range(1, st.rounds):
-            out[f"{STUDENT}:round{r}"] = model(f"{STUDENT}_round{r}")
-        out[STUDENT] = model(f"{STUDENT}_round{st.rounds}")
+            out[f"{STUDENT}:round{r}"] = model(round_folder(r))
+        out[STUDENT] = model(round_folder(st.rounds))
     if rep.cfg.compress is not None:
         out[COMPRESSED] = model(COMPRESSED)
     if rep.cfg.supervised.enabled:

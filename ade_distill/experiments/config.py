@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ade_distill.errors import ConfigError
 from ade_distill.yamlio import read_yaml_mapping
@@ -170,12 +170,16 @@ class CompressStageConfig(_Strict):
     unlabeled: str | None = Field(default=None, description="unlabeled documents: JSONL abstracts, MEDLINE XML or text")
     max_unlabeled_sentences: int | None = Field(default=10_000, ge=1, description="seeded sample of their sentences")
 
-    @model_validator(mode="after")
-    def _check(self) -> CompressStageConfig:
+    @field_validator("options")
+    @classmethod
+    def _valid_options(cls, options: dict[str, Any]) -> dict[str, Any]:
         from ade_distill.student.compress import CompressConfig
 
-        CompressConfig.build(**self.options)  # an unknown or invalid option fails on load, naming it
-        return self
+        try:  # an unknown or invalid option fails on load, naming it
+            CompressConfig(**options)
+        except ValidationError as err:
+            raise ValueError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())) from None
+        return options
 
 
 class ReproduceConfig(_Strict):

@@ -1,7 +1,8 @@
 """`ade-distill reproduce CONFIG.yaml`: the paper's experiment, stage by stage, cached and resumable.
 
     folds → teacher labels (text only) → silver per fold (training folds, test text filtered out)
-          → distilled student → predictions on the test fold
+          → distilled student (optionally: self-training rounds, a seed ensemble) → predictions on the test fold
+          → optionally compression: that student (or ensemble) → one compact student → predictions on the test fold
           → supervised student (gold training folds) → predictions on the test fold
           → scores per fold → pooled scores over folds → report
 
@@ -82,9 +83,16 @@ RESULT_FORMAT = 1
 ADDED_CONFIG_OPTIONS: dict[str, Any] = {"silver.boundary": "exact", "ensemble.boundary": "exact",
                                         "ensemble": {"seeds": 1, "min_votes": None}, "adapt_encoder": None,
                                         "self_training": None, "compress": None}
+ADDED_COMPRESS_OPTIONS: dict[str, Any] = {}  # CompressConfig fields added later, at their defaults: out of keys
+COMPRESS_KEY_EXCLUDE = {"threads", "check_texts"}  # they do not change the compressed model
 ADDED_TRAIN_OPTIONS: dict[str, Any] = {"tail_head": "linear", "window_long_texts": False,
                                        "calibrate_thresholds": False, "precision": "fp32",
                                        "soft_targets": False, "soft_temperature": 1.0}
+
+
+def compress_key_dict(config: Any) -> dict[str, Any]:
+    """The compression settings as they enter stage keys."""
+    return drop_added_defaults(config.model_dump(mode="json", exclude=COMPRESS_KEY_EXCLUDE), ADDED_COMPRESS_OPTIONS)
 
 
 def train_key_dict(config: TrainConfig) -> dict[str, Any]:
@@ -95,6 +103,16 @@ def train_key_dict(config: TrainConfig) -> dict[str, Any]:
 def file_name(system: str) -> str:
     """File name of a system's predictions (``teacher:gpt-4`` → ``teacher_gpt-4.jsonl``)."""
     return system.replace(":", "_").replace("/", "_") + ".jsonl"
+
+
+def member_folder(seed: int) -> str:
+    """Fold sub-folder of the seed ensemble's member with this seed (member 0 is ``student``)."""
+    return f"{STUDENT}_seed{seed}"
+
+
+def round_folder(rnd: int) -> str:
+    """Fold sub-folder of self-training round ``rnd``'s student (round 0 is ``student``)."""
+    return f"{STUDENT}_round{rnd}" if rnd else STUDENT
 
 
 def member_name(seed: int) -> str:
@@ -170,12 +188,26 @@ class Reproduction:
         # its key (not by the folder, which depends on runs_dir).
         self.adapted: tuple[Path, str, str] | None = None  # (folder, name in keys, stage key)
         self.base_encoder = self.train_config.encoder
+        if cfg.compress is not None:
+            self._check_compress()
         if cfg.adapt_encoder is not None:
             akey = self.adaptation_key()
             folder = Path(cfg.runs_dir) / "encoders" / akey
             self.adapted = (folder, f"{self.base_encoder}+mlm:{akey}", akey)
             self.train_config = self.train_config.model_copy(update={"encoder": str(folder)})
             self.supervised_config = self.supervised_config.model_copy(update={"encoder": str(folder)})
+
+    def _check_compress(self) -> None:
+        """Refuse at once, not after the fold's students have trained, what the compress stage cannot do."""
+        from ade_distill.errors import ConfigError
+
+        cc = self.cfg.compress
+        assert cc is not None
+        if self.train_config.architecture != "drug_conditioned":
+            raise ConfigError(f"compress: the distilled student must be drug_conditioned (the compact student learns "
+                              f"both tagging stages), not {self.train_config.architecture}")
+        if cc.unlabeled and not Path(cc.unlabeled).is_file():
+            raise ConfigError(f"compress.unlabeled: {cc.unlabeled} not found")
 
     def adaptation_key(self) -> str:
         """Key of the adaptation stage: base encoder, MLM options, the texts file and the gold texts guarded."""
@@ -397,7 +429,7 @@ class Reproduction:
             seed = self.train_config.seed + i
             cfg = self.train_config.model_copy(update={"seed": seed})
             name = member_name(seed)
-            members[name], speed, seconds = self._train_and_predict(name, fold_dir / f"{STUDENT}_seed{seed}",
+            members[name], speed, seconds = self._train_and_predict(name, fold_dir / member_folder(seed),
                                                                     train, dev, test, cfg)
             timings[STUDENT] = timings.get(STUDENT, 0.0) + seconds
             speeds.append(speed)
@@ -426,12 +458,21 @@ class Reproduction:
                       "removed: gold PMID or text)")
         return self._unlabeled[key]
 
+    def compress_config(self) -> Any:
+        """The ``compress`` stage's :class:`~ade_distill.student.compress.CompressConfig`; ``threads`` defaults
+        to the student's."""
+        from ade_distill.student.compress import CompressConfig
+
+        cc = self.cfg.compress
+        assert cc is not None
+        return CompressConfig.build(**{"threads": self.train_config.threads, **cc.options})
+
     def _final_students(self, fold_dir: Path) -> list[Path]:
         """Model folders of the fold's scored distilled student: the last self-training round's, or every member
         of its seed ensemble."""
         st = self.cfg.self_training
-        names = [f"{STUDENT}_round{st.rounds}" if st is not None else STUDENT]
-        names += [f"{STUDENT}_seed{self.train_config.seed + i}" for i in range(1, self.cfg.ensemble.seeds)]
+        names = [round_folder(st.rounds if st is not None else 0)]
+        names += [member_folder(self.train_config.seed + i) for i in range(1, self.cfg.ensemble.seeds)]
         return [Path((fold_dir / n / "model.txt").read_text(encoding="utf-8").strip()) for n in names]
 
     def _compress(self, fold_dir: Path, silver: list[Example], test: list[Example], timings: dict[str, float]
@@ -439,16 +480,16 @@ class Reproduction:
         """The ``compress`` stage: the final distilled student(s) distilled into one compact student on the
         fold's silver texts plus unlabeled sentences; cached under ``<runs_dir>/models/<key>`` like a trained
         student. Returns its predictions on ``test`` and the stage's counts."""
-        from ade_distill.student.compress import CompressConfig, compress_student
+        from ade_distill.student.compress import compress_student
 
         cc = self.cfg.compress
         assert cc is not None
-        cfg = CompressConfig.build(**cc.options)
+        cfg = self.compress_config()
         teachers = self._final_students(fold_dir)
         unlabeled = self.unlabeled_pool(cc.unlabeled, cc.max_unlabeled_sentences, "compression") \
             if cc.unlabeled else []
         texts = list(dict.fromkeys(t for t in [e.text for e in silver] + [u.text for u in unlabeled] if t.strip()))
-        key = make_key("compress", cfg.model_dump(mode="json"), [t.name for t in teachers], texts)
+        key = make_key("compress", compress_key_dict(cfg), [t.name for t in teachers], texts)
         model_dir = Path(self.cfg.runs_dir) / "models" / key
         stage = Stage(model_dir, key)
         counts = {"teachers": len(teachers), "silver_texts": len(silver), "unlabeled_sentences": len(unlabeled),
@@ -495,7 +536,7 @@ class Reproduction:
                 update["dropout"] = st.dropout
             cfg = self.train_config.model_copy(update=update)
             preds[f"{STUDENT}:round{rnd - 1}"] = preds[STUDENT]
-            folder = fold_dir / f"{STUDENT}_round{rnd}"
+            folder = fold_dir / round_folder(rnd)
             preds[STUDENT], _, seconds = self._train_and_predict(f"{STUDENT} round {rnd}", folder,
                                                                  train + pseudo, dev, test, cfg)
             timings[f"{STUDENT}:round{rnd}"] = seconds
@@ -528,8 +569,14 @@ class Reproduction:
 
         cfg = self.cfg.model_dump(mode="json", exclude={"runs_dir", "report_dir", "description", "learning_curve"})
         blob = json.dumps(drop_added_defaults(cfg, ADDED_CONFIG_OPTIONS), sort_keys=True).replace(str(data_dir(required=False)), "${data}")
+        extra: list[Any] = []
+        if self.cfg.compress is not None:  # the resolved compression settings and the unlabeled file's content
+            cc = self.cfg.compress
+            extra = ["compress", compress_key_dict(self.compress_config()),
+                     file_hash(cc.unlabeled) if cc.unlabeled else None]
         return make_key("result", RESULT_FORMAT, blob, self.train_key(self.train_config),
-                        self.task.model_dump(mode="json", exclude={"student_architecture"}), folds.corpus_hash, folds.k, folds.seed, *parts)
+                        self.task.model_dump(mode="json", exclude={"student_architecture"}), folds.corpus_hash, folds.k, folds.seed,
+                        *extra, *parts)
 
     def run_fold(
         self,

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ade_distill.experiments.reproduce import (
+    COMPRESSED,
     STUDENT,
     SUPERVISED,
     VOTE,
@@ -37,7 +38,7 @@ CITATIONS = (
 
 def system_order(names: Sequence[str]) -> list[str]:
     teachers = [n for n in names if n.startswith("teacher:")]
-    rest = [n for n in (VOTE, STUDENT, SUPERVISED) if n in names]
+    rest = [n for n in (VOTE, STUDENT, COMPRESSED, SUPERVISED) if n in names]
     return teachers + rest + [n for n in names if n not in teachers and n not in rest]
 
 
@@ -100,17 +101,18 @@ def build_results(rep: Reproduction, run: RunResult, command: str) -> tuple[dict
     errors = error_counts(gold, pooled_preds) if done else {}
     comparisons: dict[str, Any] = {}
     for t in [s for s in systems if s.startswith("teacher:") or s == VOTE]:
-        for s in (STUDENT, SUPERVISED):
+        for s in (STUDENT, COMPRESSED, SUPERVISED):
             if s in systems:
                 comparisons[f"{s} − {t}"] = {
                     "pooled": pooled_paired(pooled, s, t),
                     "folds": fold_paired(fold_scores, s, t, sc.modes) if len(done) >= 2 else {},
                 }
-    if STUDENT in systems and SUPERVISED in systems:
-        comparisons[f"{STUDENT} − {SUPERVISED}"] = {
-            "pooled": pooled_paired(pooled, STUDENT, SUPERVISED),
-            "folds": fold_paired(fold_scores, STUDENT, SUPERVISED, sc.modes) if len(done) >= 2 else {},
-        }
+    for a, b in ((STUDENT, SUPERVISED), (COMPRESSED, STUDENT)):  # compressed − student: what compression kept
+        if a in systems and b in systems:
+            comparisons[f"{a} − {b}"] = {
+                "pooled": pooled_paired(pooled, a, b),
+                "folds": fold_paired(fold_scores, a, b, sc.modes) if len(done) >= 2 else {},
+            }
     only = " --only-with-relations" if sc.subset == "positive" else ""
     preds_args = " ".join(f"--pred '{s}=reports/{cfg.name}/predictions/{file_name(s)}'" for s in systems)
     rescore = (f"ade-distill data export --corpus {cfg.corpus}{only} --out /tmp/gold_{cfg.name}.jsonl && ade-distill score "
@@ -124,6 +126,12 @@ def build_results(rep: Reproduction, run: RunResult, command: str) -> tuple[dict
         cost["systems"][STUDENT] = {
             "tokens_per_1000": None, "usd_per_1000": 0.0,
             "sentences_per_second": statistics.median(speeds),
+            "how": f"`predict` on the test folds on this machine ({machine_description()}), median over folds",
+        }
+    cspeeds = [f.silver["compress"]["sentences_per_second"] for f in done if f.silver.get("compress")]
+    if cspeeds:
+        cost["systems"][COMPRESSED] = {
+            "tokens_per_1000": None, "usd_per_1000": 0.0, "sentences_per_second": statistics.median(cspeeds),
             "how": f"`predict` on the test folds on this machine ({machine_description()}), median over folds",
         }
     res: dict[str, Any] = {

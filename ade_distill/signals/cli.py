@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from ade_distill.cli_options import TaskOpt
+
 
 def register(app: typer.Typer) -> None:
     """Add ``aggregate`` to the root app."""
@@ -17,7 +19,7 @@ def register(app: typer.Typer) -> None:
                                                  "--engine ray output); a folder: its *.jsonl and *.parquet "
                                                  "files. Repeat for several files.")],
         out: Annotated[Path, typer.Option("--out", help="Table to write: .csv or .parquet.")],
-        task: Annotated[str, typer.Option("--task", help="A shipped task (ade-distill tasks) or a task YAML (which relation is counted).")] = "ade",
+        task: TaskOpt = "ade",
         min_documents: Annotated[int, typer.Option("--min-documents", min=1, help="Keep pairs found in at least "
                                                    "this many documents.")] = 1,
         top: Annotated[int, typer.Option("--top", min=0, help="Rows to print.")] = 10,

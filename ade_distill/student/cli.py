@@ -21,14 +21,14 @@ from typing import Annotated
 
 import typer
 
-from ade_distill.cli_options import InputFormatOpt, LabelMapOpt
+from ade_distill.cli_options import InputFormatOpt, LabelMapOpt, TaskOpt
 
 
 def train(
     train_file: Annotated[Path, typer.Option("--train", help="Training records (JSONL, BRAT folder or BioC file; "
                                              "gold or silver).")],
     out: Annotated[Path, typer.Option("--out", help="Model folder to write (appears only when complete).")],
-    task: Annotated[str, typer.Option("--task", help="A shipped task (ade, cdr, drug_dose: ade-distill tasks) or a task YAML file.")] = "ade",
+    task: TaskOpt = "ade",
     dev: Annotated[Path | None, typer.Option("--dev", help="Dev records for early stopping.")] = None,
     dev_fraction: Annotated[
         float, typer.Option("--dev-fraction", help="Without --dev: carve this fraction of PMIDs as dev.")
@@ -81,7 +81,7 @@ def train(
     from ade_distill.tasks.spec import load_task
 
     spec = load_task(task)
-    architecture = architecture or spec.student_architecture or "drug_conditioned"
+    architecture = architecture or spec.architecture
     config = TrainConfig.build(
         encoder=encoder, architecture=architecture, epochs=epochs, batch_size=batch_size, lr=lr, head_lr=head_lr,
         max_length=max_length, seed=seed, patience=patience, eval_every=eval_every, min_confidence=min_confidence,

@@ -4,6 +4,7 @@ which scorer modes, and the reproduce config that runs it. The tasks themselves 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
@@ -19,15 +20,13 @@ class GalleryEntry(BaseModel):
     task: str = Field(description="A shipped task name (its YAML file is ade_distill/tasks/<task>.yaml).")
     corpus: str = Field(description="The gold corpus name `ade-distill data export --corpus` reads.")
     scoring: tuple[str, ...] = Field(min_length=1, description="Scorer modes, headline first.")
+    student: Literal["drug_conditioned", "pairwise", "pair_classifier"] = Field(
+        description="The student architecture the config trains (`--architecture` of `ade-distill train`).")
     config: str | None = Field(default=None, description="Reproduce config, relative to the repository.")
     source: str
 
     def spec(self) -> TaskSpec:
         return load_task(self.task)
-
-    @property
-    def student(self) -> str:
-        return self.spec().student_architecture or "drug_conditioned"
 
 
 def load_gallery(path: str | Path = GALLERY_FILE) -> list[GalleryEntry]:
@@ -38,7 +37,7 @@ def load_gallery(path: str | Path = GALLERY_FILE) -> list[GalleryEntry]:
     except (OSError, yaml.YAMLError) as err:
         raise ConfigError(f"{path}: cannot read the task gallery: {err}") from None
     except ValidationError as err:
-        msgs = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+        msgs = "; ".join(f"{'.'.join(map(str, e['loc'])) or '<top>'}: {e['msg']}" for e in err.errors())
         raise ConfigError(f"{path}: invalid task gallery: {msgs}") from None
 
 

@@ -114,6 +114,11 @@ class TaskSpec(BaseModel):
         return tuple(r.label for r in self.relations)
 
     @property
+    def architecture(self) -> str:
+        """The student architecture `ade-distill train` uses for this task without --architecture."""
+        return self.student_architecture or "drug_conditioned"
+
+    @property
     def primary(self) -> RelationType:
         """The relation the student extracts (head entity → tail entity)."""
         return self.relations[0]

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ade_distill.cli_options import DocumentFormatOpt, LabelMapOpt
+from ade_distill.cli_options import DocumentFormatOpt, LabelMapOpt, TaskOpt
 
 
 def _load_inputs(path: Path, fmt: str | None, task_unit: str, split: str) -> list:
@@ -81,7 +81,7 @@ def register(app: typer.Typer) -> None:
         input: Annotated[Path, typer.Option("--input", help="Records JSONL (text labeled as is), abstracts JSONL, "
                                             "MEDLINE XML(.gz) or text (split into sentences for sentence tasks).")],
         out: Annotated[Path, typer.Option("--out", help="Silver JSONL; an existing file is resumed.")],
-        task: Annotated[str, typer.Option("--task", help="A shipped task (ade, cdr, drug_dose: ade-distill tasks) or a task YAML.")] = "ade",
+        task: TaskOpt = "ade",
         concurrency: Annotated[int | None, typer.Option("--concurrency", min=1, help="Simultaneous requests "
                                                         "(default 8; not for batch teachers).")] = None,
         max_cost: Annotated[float | None, typer.Option("--max-cost", help="Budget in USD for new calls (batch "

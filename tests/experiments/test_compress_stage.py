@@ -1,0 +1,88 @@
+"""The reproduce ``compress`` stage (issue 14): its configuration, its keys, early refusals, and the ablation rows
+that show a compressed student. The end-to-end run is ``test_issue13_levers.py::test_compress_stage_end_to_end``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ade_distill.errors import ConfigError
+from ade_distill.experiments.config import CompressStageConfig, load_config
+from ade_distill.experiments.reproduce import Reproduction, RunOptions, compress_key_dict
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _rep(tmp_path: Path, config: str = "configs/ade_mpnet_compressed.yaml", **changes: object) -> Reproduction:
+    raw = yaml.safe_load((ROOT / config).read_text())
+    raw.update({"runs_dir": str(tmp_path / "runs"), **changes})
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump(raw))
+    return Reproduction(load_config(p), RunOptions(progress=False))
+
+
+def test_the_compress_stage_changes_result_keys_only_when_set(tmp_path: Path) -> None:
+    plain = _rep(tmp_path, "configs/ade_mpnet.yaml")
+    folds = plain.make_folds()
+    committed = ROOT / "reports" / "ade_mpnet" / "folds" / "fold0" / "result" / "stage.json"
+    assert plain.result_key(folds, "fold", 0) == json.loads(committed.read_text())["key"]  # unchanged
+    rep = _rep(tmp_path, "configs/ade_mpnet.yaml", name="ade_mpnet",
+               compress={"options": {"encoder": "minilm"}})
+    base = rep.result_key(folds, "fold", 0)
+    assert base != plain.result_key(folds, "fold", 0)
+    rep.cfg = rep.cfg.model_copy(update={"compress": CompressStageConfig(options={"encoder": "minilm", "layers": 3})})
+    assert rep.result_key(folds, "fold", 0) != base
+
+
+def test_the_unlabeled_file_content_enters_the_result_key(tmp_path: Path) -> None:
+    texts = tmp_path / "abstracts.jsonl"
+    texts.write_text('{"pmid": "1", "text": "Aspirin was given."}\n', encoding="utf-8")
+    rep = _rep(tmp_path, compress={"options": {}, "unlabeled": str(texts)})
+    folds = rep.make_folds()
+    before = rep.result_key(folds, "fold", 9)
+    texts.write_text('{"pmid": "1", "text": "Ibuprofen was given."}\n', encoding="utf-8")
+    assert rep.result_key(folds, "fold", 9) != before
+
+
+def test_compress_key_leaves_out_threads_and_the_check_set() -> None:
+    from ade_distill.student.compress import CompressConfig
+
+    a = compress_key_dict(CompressConfig(threads=2, check_texts=200))
+    assert a == compress_key_dict(CompressConfig(threads=8, check_texts=0))
+    assert a != compress_key_dict(CompressConfig(temperature=3.0))
+    assert "threads" not in a and "check_texts" not in a
+
+
+def test_compress_threads_default_to_the_students(tmp_path: Path) -> None:
+    rep = _rep(tmp_path)
+    assert rep.compress_config().threads == rep.train_config.threads == 2
+
+
+def test_invalid_compress_options_are_named_with_the_file(tmp_path: Path) -> None:
+    raw = yaml.safe_load((ROOT / "configs/ade_mpnet_compressed.yaml").read_text())
+    raw["compress"]["options"].update({"epochs": 0, "precison": "bf16"})
+    p = tmp_path / "bad.yaml"
+    p.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=r"bad\.yaml: compress\.options: epochs: .*; precison: Extra inputs"):
+        load_config(p)
+
+
+def test_what_compression_cannot_do_is_refused_before_training(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="compress.unlabeled: .*nowhere.jsonl not found"):
+        _rep(tmp_path, compress={"options": {}, "unlabeled": str(tmp_path / "nowhere.jsonl")})
+    with pytest.raises(ConfigError, match="must be drug_conditioned"):
+        _rep(tmp_path, "configs/cdr_pair.yaml", compress={"options": {}})
+
+
+def test_ablation_refuses_a_compressed_row_of_a_run_without_compression(tmp_path: Path) -> None:
+    from ade_distill.experiments.ablation import build, load_spec
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({
+        "name": "t", "dev_fold": 9, "teacher": "teacher:gpt-4-json", "modes": ["strict"], "n_boot": 0,
+        "rows": [{"lever": "c", "config": str(ROOT / "configs/ade_multi_teacher.yaml"), "system": "compressed"}]}))
+    with pytest.raises(ConfigError, match="has no compressed system"):
+        build(load_spec(spec))
