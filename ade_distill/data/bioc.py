@@ -56,6 +56,8 @@ from ade_distill.data.standoff import (
     covering_fragments,
     dump_extras,
     fragment_span,
+    mapped_relations,
+    mapped_spans,
     parse_extras,
     relation_extras,
     span_extras,
@@ -507,11 +509,7 @@ def _document(ex: Example, options: FormatOptions, report: FormatReport) -> dict
     for start, end, kind in _passages(ex):
         passages.append({"offset": start, "infons": {"type": kind} if kind else {}, "text": ex.text[start:end],
                          "sentences": [], "annotations": [], "relations": []})
-    for span in ex.spans:
-        label = options.entity_to_external(span.label)
-        if label is None:
-            report.add("unmapped_spans_skipped", f"{ex.id}/{span.id}")
-            continue
+    for span, label in mapped_spans(ex, options, report):
         frags = covering_fragments(span)
         infons = {"type": label}
         extras = span_extras(span, drop_meta=("fragments",) if frags else ())
@@ -528,14 +526,7 @@ def _document(ex: Example, options: FormatOptions, report: FormatReport) -> dict
         report.spans += 1
     written = {a["id"] for p in passages for a in p["annotations"]}
     relations = []
-    for rel in ex.relations:
-        mapping = options.relation_to_external(rel.label)
-        if rel.head not in written or rel.tail not in written:
-            report.add("relations_not_written_argument_not_written", f"{ex.id}/{rel.head}->{rel.tail}")
-            continue
-        if mapping is None:
-            report.add("unmapped_relations_skipped", f"{ex.id}/{rel.head}->{rel.tail}")
-            continue
+    for rel, mapping in mapped_relations(ex, options, report, written):
         infons = {"type": mapping.label}
         extras = relation_extras(rel)
         if extras:

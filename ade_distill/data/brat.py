@@ -47,6 +47,8 @@ from ade_distill.data.standoff import (
     covering_fragments,
     dump_extras,
     fragment_span,
+    mapped_relations,
+    mapped_spans,
     parse_extras,
     relation_extras,
     span_extras,
@@ -409,14 +411,9 @@ def _ann_lines(ex: Example, options: FormatOptions, report: FormatReport, types:
     notes: list[tuple[str, dict[str, Any]]] = []
     tids = _brat_span_ids(ex.spans)
     written: dict[str, tuple[str, str]] = {}  # span id -> (T id, external label)
-    for span in ex.spans:
-        where = f"{ex.id}/{span.id}"
+    for span, label in mapped_spans(ex, options, report):
         if span.start is None or span.end is None:
-            report.add("unaligned_spans_not_written", where)
-            continue
-        label = options.entity_to_external(span.label)
-        if label is None:
-            report.add("unmapped_spans_skipped", where)
+            report.add("unaligned_spans_not_written", f"{ex.id}/{span.id}")
             continue
         _check_label(label, ex.id)
         frags = covering_fragments(span)
@@ -433,15 +430,7 @@ def _ann_lines(ex: Example, options: FormatOptions, report: FormatReport, types:
             notes.append((tid, extras))
         report.spans += 1
     k = 0
-    for rel in ex.relations:
-        where = f"{ex.id}/{rel.head}->{rel.tail}"
-        if rel.head not in written or rel.tail not in written:
-            report.add("relations_not_written_argument_not_written", where)
-            continue
-        mapping = options.relation_to_external(rel.label)
-        if mapping is None:
-            report.add("unmapped_relations_skipped", where)
-            continue
+    for rel, mapping in mapped_relations(ex, options, report, written):
         for name in (mapping.label, mapping.head_role, mapping.tail_role):
             _check_label(name, ex.id)
         k += 1

@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
+from collections.abc import Container, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -39,7 +40,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ade_distill.errors import ConfigError, DataError
-from ade_distill.records import AlignmentStatus, Relation, Span
+from ade_distill.records import AlignmentStatus, Example, Relation, Span
 
 log = logging.getLogger(__name__)
 
@@ -326,11 +327,39 @@ def count_overlaps(spans: list[Span] | tuple[Span, ...]) -> int:
     return n
 
 
+def mapped_spans(ex: Example, options: FormatOptions, report: FormatReport) -> Iterator[tuple[Span, str]]:
+    """The spans of ``ex`` a writer writes, with their external labels; unmapped ones skipped and counted."""
+    for span in ex.spans:
+        label = options.entity_to_external(span.label)
+        if label is None:
+            report.add("unmapped_spans_skipped", f"{ex.id}/{span.id}")
+            continue
+        yield span, label
+
+
+def mapped_relations(ex: Example, options: FormatOptions, report: FormatReport,
+                     written: Container[str]) -> Iterator[tuple[Relation, RelationMapping]]:
+    """The relations of ``ex`` a writer writes, with their external mapping: both arguments among the ``written``
+    span ids, label mapped; the others skipped and counted."""
+    for rel in ex.relations:
+        where = f"{ex.id}/{rel.head}->{rel.tail}"
+        if rel.head not in written or rel.tail not in written:
+            report.add("relations_not_written_argument_not_written", where)
+            continue
+        mapping = options.relation_to_external(rel.label)
+        if mapping is None:
+            report.add("unmapped_relations_skipped", where)
+            continue
+        yield rel, mapping
+
+
 __all__ = [
     "EXTRAS_KEY",
     "FormatOptions",
     "FormatReport",
     "RelationMapping",
     "load_format_options",
+    "mapped_relations",
+    "mapped_spans",
     "shipped_maps",
 ]
