@@ -181,9 +181,11 @@ class Reproduction:
         # The supervised student is the reference "same student on gold": the same settings minus the options
         # that only concern distillation (silver confidences; thresholds calibrated on silver dev), so configs
         # that differ only in those share their supervised models.
+        # (pair_classifier keeps its relation-threshold calibration: on gold dev it is part of the classifier.)
         self.supervised_config = self.train_config.model_copy(
-            update={"confidence_weighting": False, "min_confidence": 0.0, "calibrate_thresholds": False,
-                    "soft_targets": False})
+            update={"confidence_weighting": False, "min_confidence": 0.0, "soft_targets": False,
+                    "calibrate_thresholds": self.train_config.calibrate_thresholds
+                    and self.train_config.architecture == "pair_classifier"})
         # An adapted encoder: both students load it from its content-addressed folder; stage keys name it by
         # its key (not by the folder, which depends on runs_dir).
         self.adapted: tuple[Path, str, str] | None = None  # (folder, name in keys, stage key)

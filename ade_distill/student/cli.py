@@ -65,7 +65,8 @@ def train(
     ] = False,
     calibrate_thresholds: Annotated[
         bool, typer.Option("--calibrate-thresholds/--no-calibrate-thresholds",
-                           help="Pick head/tail thresholds on the dev set after training.")
+                           help="Pick decision thresholds on the dev set after training (head/tail; "
+                           "pair_classifier: the relation threshold).")
     ] = False,
     threads: Annotated[int | None, typer.Option("--threads", help="torch CPU threads.")] = None,
     precision: Annotated[str, typer.Option("--precision", help="fp32, or bf16 (bfloat16 autocast: about 2x faster "

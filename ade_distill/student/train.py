@@ -94,8 +94,9 @@ class TrainConfig(BaseModel):
     relation_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
     calibrate_thresholds: bool = Field(
         default=False,
-        description="After training, pick head/tail thresholds from a grid by dev strict relation F1 (the dev "
-        "set is silver in distillation, so no gold label is used).")
+        description="After training, pick decision thresholds on the dev set (silver in distillation, so no gold "
+        "label is used): head/tail tagging thresholds by strict relation F1 (drug_conditioned), or the relation "
+        "threshold by entity-pair F1 (pair_classifier).")
     threads: int | None = Field(default=None, ge=1, le=512, description="torch CPU threads.")
     deterministic: bool = True
     eval_batch_size: int = Field(default=64, ge=1)
@@ -112,8 +113,6 @@ class TrainConfig(BaseModel):
             raise ValueError("soft_targets needs the drug_conditioned architecture and confidence_weighting")
         if self.architecture in ("pairwise", "pair_classifier") and self.relation_threshold <= 0.0:
             raise ValueError(f"relation_threshold must be > 0 for the {self.architecture} architecture")
-        if self.architecture == "pair_classifier" and self.calibrate_thresholds:
-            raise ValueError("calibrate_thresholds picks head/tail tagging thresholds; pair_classifier tags none")
         return self
 
     @classmethod
@@ -616,9 +615,14 @@ class _TrainingRun:
         self.model.eval()
         if not (cfg.calibrate_thresholds and dev):
             return None
-        calibration = calibrate_thresholds(student, dev, cfg.eval_batch_size)
-        student.config = student.config.model_copy(update={
-            "head_threshold": calibration["head_threshold"], "tail_threshold": calibration["tail_threshold"]})
+        if cfg.architecture == "pair_classifier":
+            calibration = calibrate_relation_threshold(student, dev, cfg.eval_batch_size)
+            student.config = student.config.model_copy(
+                update={"relation_threshold": calibration["relation_threshold"]})
+        else:
+            calibration = calibrate_thresholds(student, dev, cfg.eval_batch_size)
+            student.config = student.config.model_copy(update={
+                "head_threshold": calibration["head_threshold"], "tail_threshold": calibration["tail_threshold"]})
         self.record({"event": "calibration", **calibration})
         log.info("calibrated thresholds: %s", calibration)
         return calibration
@@ -678,6 +682,31 @@ def calibrate_thresholds(student: Any, dev: Sequence[Example], batch_size: int =
     return {"head_threshold": best[0], "tail_threshold": best[1], "dev_f1": scores[best],
             "dev_f1_before": scores.get((original.head_threshold, original.tail_threshold)),
             "grid": [[k[0], k[1], v] for k, v in sorted(scores.items())]}
+
+
+RELATION_GRID = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+def calibrate_relation_threshold(student: Any, dev: Sequence[Example], batch_size: int = 8) -> dict[str, Any]:
+    """pair_classifier: the relation threshold from :data:`RELATION_GRID` that maximises dev entity-pair F1
+    (:func:`~ade_distill.student.pair_classifier.entity_pair_prf`). One dev prediction at the lowest threshold;
+    each grid point keeps the relations scoring at least it. Ties keep the threshold closest to 0.5."""
+    from ade_distill.student.pair_classifier import entity_pair_prf
+
+    original = student.config
+    try:
+        student.config = original.model_copy(update={"relation_threshold": min(RELATION_GRID)})
+        preds = student.predict(dev, batch_size=batch_size)
+    finally:
+        student.config = original
+    scores = {}
+    for t in RELATION_GRID:
+        kept = [p.model_copy(update={"relations": tuple(r for r in p.relations if (r.score or 0.0) >= t)})
+                for p in preds]
+        scores[t] = entity_pair_prf(student.task, dev, kept)[2]
+    best = max(scores, key=lambda t: (round(scores[t], 6), -abs(t - 0.5)))
+    return {"relation_threshold": best, "dev_f1": scores[best],
+            "dev_f1_before": scores.get(original.relation_threshold), "grid": [[t, f] for t, f in scores.items()]}
 
 
 def read_training_file(
