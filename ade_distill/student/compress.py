@@ -5,7 +5,9 @@
         --encoder minilm --layers 3 --out runs/minilm-l3
 
 The student (``encoder``, optionally cut to ``layers`` of its transformer layers by :func:`keep_layers`) learns
-from the teacher's outputs on a transfer set of plain text — no label is read. Losses, each with its own weight
+from the teacher's outputs on a transfer set of plain text — no label is read. Without the feature losses the
+teacher's targets are computed once per text before the first epoch (the teachers run in eval mode, so they do
+not change) and re-batched each epoch; with them, the teachers run on every batch. Losses, each with its own weight
 (0 switches it off; its logged value is then 0):
 
 * ``kl`` — KL(teacher ‖ student) of the token distributions of both stages at temperature ``T``, times T²
@@ -193,6 +195,56 @@ class Targets:
     hidden: tuple[Any, ...] | None = None
     attentions: tuple[Any, ...] | None = None
     pairs: list[list[tuple[int, int]]] = field(default_factory=list)
+
+
+@dataclass
+class _TextTargets:
+    """One transfer text's soft and hard targets on its own student tokens (n of them), and those of the
+    teacher's m mentions in it: what :class:`Targets` holds for that text, cut out of its batch."""
+
+    head_soft: Any  # (n, 3)
+    head_mask: Any  # (n,)
+    head_hard: Any  # (n,)
+    mention_mask: Any  # (m, n)
+    tail_soft: Any  # (m, n, 3)
+    tail_mask: Any  # (m, n)
+    tail_hard: Any  # (m, n)
+
+
+def split_targets(tg: Targets, sencs: Sequence[Encoding]) -> list[_TextTargets]:
+    """A batch's targets → one :class:`_TextTargets` per text (padding cut off)."""
+    out = []
+    for b, senc in enumerate(sencs):
+        n = len(senc)
+        if tg.mention_index is None:
+            rows = []
+        else:
+            rows = (tg.mention_index == b).nonzero().flatten().tolist()
+        out.append(_TextTargets(
+            tg.head_soft[b, :n].clone(), tg.head_mask[b, :n].clone(), tg.head_hard[b, :n].clone(),
+            *(t[rows, :n].clone() if rows else t[:0, :n].clone() if t is not None else None
+              for t in (tg.mention_mask, tg.tail_soft, tg.tail_mask, tg.tail_hard))))
+    return out
+
+
+def join_targets(parts: Sequence[_TextTargets], width: int) -> Targets:
+    """Targets of a batch from its texts' cached targets, padded to ``width`` as :func:`teacher_targets` pads."""
+    import torch
+
+    def pad(t: Any, fill: float, dims: int) -> Any:
+        shape = (*t.shape[:dims - 1], width, *t.shape[dims:])
+        out = torch.full(shape, fill, dtype=t.dtype, device=t.device)
+        out[(slice(None),) * (dims - 1) + (slice(0, t.size(dims - 1)),)] = t
+        return out
+
+    head = [torch.stack([pad(getattr(p, k), f, 1) for p in parts])
+            for k, f in (("head_soft", 0.0), ("head_mask", False), ("head_hard", IGNORE))]
+    index = [b for b, p in enumerate(parts) for _ in range(0 if p.mention_mask is None else p.mention_mask.size(0))]
+    if not index:
+        return Targets(*head, None, None, None, None, None)
+    tail = [torch.cat([pad(getattr(p, k), f, 2) for p in parts if p.mention_mask is not None and len(p.mention_mask)])
+            for k, f in (("mention_mask", 0.0), ("tail_soft", 0.0), ("tail_mask", False), ("tail_hard", IGNORE))]
+    return Targets(*head, torch.tensor(index, device=head[0].device), *tail)
 
 
 def encoder_pass(module: Any, ids: Any, mask: Any, hidden: bool, attentions: bool) -> tuple[Any, Any, Any]:
@@ -470,11 +522,34 @@ class _Run:
     alignment: dict[str, int]
     history: list[dict[str, Any]] = field(default_factory=list)
     step: int = 0
+    cache: list[_TextTargets] | None = None
+
+    def precompute(self) -> None:
+        """Without feature losses the teachers' targets do not change between epochs (teachers in eval mode):
+        compute them once per text, in length-sorted batches, instead of once per text and epoch."""
+        import torch
+
+        t0 = time.perf_counter()
+        order = sorted(range(len(self.sencs)), key=lambda i: len(self.sencs[i]))
+        cache: list[_TextTargets | None] = [None] * len(self.sencs)
+        dev = self.student.device
+        for k in range(0, len(order), self.cfg.batch_size):
+            idx = order[k : k + self.cfg.batch_size]
+            sencs = [self.sencs[i] for i in idx]
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16"):
+                tg = teacher_targets(self.members, idx, sencs, self.cfg, features=False, identical=self.identical)
+            for i, part in zip(idx, split_targets(tg, sencs), strict=True):
+                cache[i] = part
+        self.cache = [c for c in cache if c is not None]
+        assert len(self.cache) == len(self.sencs)
+        log.info("teacher targets of %d texts computed once in %.1fs", len(self.sencs), time.perf_counter() - t0)
 
     def fit(self) -> None:
         from ade_distill.student.data import length_grouped_batches
 
         cfg = self.cfg
+        if not self._features:
+            self.precompute()
         for epoch in range(1, cfg.epochs + 1):
             batches = length_grouped_batches([len(e) for e in self.sencs], cfg.batch_size,
                                              seed=cfg.seed * 1000 + epoch)
@@ -497,8 +572,11 @@ class _Run:
         ids, mask = self.student.pad(sencs)
         dev = self.student.device
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16"):
-            tg = teacher_targets(self.members, idx, sencs, self.cfg, features=self._features,
-                                 identical=self.identical)
+            if self.cache is not None:
+                tg = join_targets([self.cache[i] for i in idx], ids.size(1))
+            else:
+                tg = teacher_targets(self.members, idx, sencs, self.cfg, features=self._features,
+                                     identical=self.identical)
             parts = student_losses(self.student.module, ids.to(dev), mask.to(dev), tg, self.cfg, self.plan,
                                    self.projections)
         parts["loss"].float().backward()
@@ -601,6 +679,7 @@ def compress_student(teachers: Sequence[str | Path], texts: Sequence[str], out: 
         run.fit()
         after = stage1_kl(student, models, check) if check else None
         summary = {"teachers": [m.describe() for m in models], "kept_layers": kept, "identical_tokenizer": identical,
+                   "teacher_targets_computed_once": run.cache is not None,
                    "alignment": run.alignment, "transfer_texts": len(texts), "config": cfg.model_dump(),
                    "stage1_kl_before": before, "stage1_kl_after": after, "check_texts": len(check),
                    "seconds": round(time.perf_counter() - t0, 1), "history": run.history, **(provenance or {})}

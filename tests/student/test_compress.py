@@ -165,3 +165,30 @@ def test_soft_kl_is_zero_on_the_teachers_own_distribution() -> None:
     for t in (1.0, 2.0):
         assert float(soft_kl(logits, torch.softmax(logits / t, -1), mask, t)) == pytest.approx(0.0, abs=1e-5)
     assert float(soft_kl(logits, torch.full((2, 5, 3), 1 / 3), mask, 1.0)) > 0
+
+
+def test_teacher_targets_cached_per_text_equal_those_of_any_batch(trained_dir: Path, ade_gold: list[Example]) -> None:
+    """Without feature losses the targets are computed once per text (``_Run.precompute``); re-batched from that
+    cache they equal the targets computed on the batch itself (up to float rounding between batch shapes)."""
+    import torch
+
+    from ade_distill.student.compress import _members, join_targets, split_targets, teacher_targets
+
+    teacher = StudentExtractor.from_pretrained(trained_dir)
+    teacher.module.eval()  # as compress_student loads its teachers
+    texts = [e.text for e in ade_gold if e.relations][:8]
+    sencs = teacher.encode(texts)
+    members, _ = _members([teacher], texts, sencs, 64)
+    cfg = CompressConfig.build(**FAST)
+    direct = teacher_targets(members, list(range(8)), sencs, cfg, features=False, identical=True)
+    assert direct.mention_index is not None and len(direct.mention_index) > 0  # stage 2 is covered
+    parts = [p for idx in ([5, 0, 3, 7], [1, 2, 4, 6]) for p in
+             zip(idx, split_targets(teacher_targets(members, idx, [sencs[i] for i in idx], cfg, features=False,
+                                                    identical=True), [sencs[i] for i in idx]), strict=True)]
+    cache = dict(parts)
+    joined = join_targets([cache[i] for i in range(8)], max(len(s) for s in sencs))
+    for name in ("head_soft", "head_mask", "head_hard", "mention_index", "mention_mask", "tail_soft", "tail_mask",
+                 "tail_hard"):
+        a, b = getattr(joined, name), getattr(direct, name)
+        assert a.shape == b.shape, name
+        assert torch.allclose(a.float(), b.float(), atol=1e-4), name
