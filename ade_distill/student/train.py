@@ -585,7 +585,18 @@ class _TrainingRun:
         assert dev is not None  # only called with a dev set
         model.eval()
         t0 = time.perf_counter()
-        preds = student.predict(dev, batch_size=self.config.eval_batch_size)
+        extra: dict[str, Any] = {}
+        if self.config.architecture == "pair_classifier" and self.config.calibrate_thresholds:
+            # model selection at each checkpoint's own best relation threshold (the one finish() will pick)
+            cal = calibrate_relation_threshold(student, dev, self.config.eval_batch_size)
+            extra = {"relation_threshold": cal["relation_threshold"], "f1_at_configured_threshold": cal["dev_f1_before"]}
+            student.config = student.config.model_copy(update={"relation_threshold": cal["relation_threshold"]})
+        try:
+            preds = student.predict(dev, batch_size=self.config.eval_batch_size)
+        finally:
+            if extra:
+                student.config = student.config.model_copy(
+                    update={"relation_threshold": self.config.relation_threshold})
         if self.config.architecture == "pair_classifier":  # entity-pair level (gold or silver dev alike)
             from ade_distill.student.pair_classifier import entity_pair_prf
 
@@ -593,7 +604,7 @@ class _TrainingRun:
         else:
             (p, r, f), self.scorer = relation_f1(dev, preds)
         entry = {"event": "dev", "epoch": epoch, "step": self.step, "precision": p, "recall": r, "f1": f,
-                 "predicted_relations": sum(len(e.relations) for e in preds),
+                 "predicted_relations": sum(len(e.relations) for e in preds), **extra,
                  "seconds": round(time.perf_counter() - t0, 2)}
         self.history.append(entry)
         self.record(entry)
