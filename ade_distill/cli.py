@@ -51,9 +51,9 @@ STAGE_MODULES = (
 )
 
 
-# Loggers whose INFO lines report progress (a line per epoch and every 5% of the steps of training and of
-# masked-LM adaptation); shown without --verbose when stdout is not a terminal.
-PROGRESS_LOGGERS = ("ade_distill.student.train", "ade_distill.student.adapt")
+# Loggers whose INFO lines report progress (a line per epoch and every 5% of the steps of training, of
+# masked-LM adaptation and of compression); shown without --verbose when stdout is not a terminal.
+PROGRESS_LOGGERS = ("ade_distill.student.train", "ade_distill.student.adapt", "ade_distill.student.compress")
 
 
 @app.callback()

@@ -554,9 +554,13 @@ class _Run:
             batches = length_grouped_batches([len(e) for e in self.sencs], cfg.batch_size,
                                              seed=cfg.seed * 1000 + epoch)
             t0, sums = time.perf_counter(), dict.fromkeys((*LOSSES, "loss"), 0.0)
-            for b in batches:
+            total = len(batches) * cfg.epochs
+            for n, b in enumerate(batches, start=1):
                 for k, v in self._step(b).items():
                     sums[k] += v
+                if self.step % max(1, total // 20) == 0:  # every 5% (shown when stdout is not a terminal)
+                    log.info("compress epoch %d step %d/%d (%d%%): mean loss %.4f", epoch, self.step, total,
+                             100 * self.step // total, sums["loss"] / n)
             entry = {"epoch": epoch, "step": self.step, "seconds": round(time.perf_counter() - t0, 2),
                      **{k: v / max(1, len(batches)) for k, v in sums.items()}}
             self.history.append(entry)
