@@ -35,7 +35,8 @@ def test_progress_loggers_are_turned_on_only_without_a_terminal(progress_levels,
     monkeypatch.setattr(sys.stdout, "isatty", lambda: False, raising=False)
     _root(verbose=False)
     assert all(logging.getLogger(n).level == logging.INFO for n in PROGRESS_LOGGERS)
-    assert set(PROGRESS_LOGGERS) == {"ade_distill.student.train", "ade_distill.student.adapt"}
+    assert set(PROGRESS_LOGGERS) == {"ade_distill.student.train", "ade_distill.student.adapt",
+                                     "ade_distill.student.compress"}
 
 
 def test_non_interactive_train_logs_every_five_percent_and_each_epoch(
