@@ -191,6 +191,11 @@ def write_report(
     from ade_distill.reports.markdown import render_report
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    # the rescore command names the predictions where this report puts them (reports/<name> unless --report-dir)
+    shown = out_dir.resolve()
+    shown = shown.relative_to(Path.cwd()) if shown.is_relative_to(Path.cwd()) else shown
+    res["rescore_command"] = res["rescore_command"].replace(f"reports/{res['config_name']}/predictions",
+                                                            f"{shown.as_posix()}/predictions")
     for src, rel in result_dirs:
         shutil.copytree(src, out_dir / "folds" / rel, dirs_exist_ok=True)
     (out_dir / "figures").mkdir(exist_ok=True)
