@@ -216,13 +216,10 @@ def split_targets(tg: Targets, sencs: Sequence[Encoding]) -> list[_TextTargets]:
     out = []
     for b, senc in enumerate(sencs):
         n = len(senc)
-        if tg.mention_index is None:
-            rows = []
-        else:
-            rows = (tg.mention_index == b).nonzero().flatten().tolist()
+        rows = [] if tg.mention_index is None else (tg.mention_index == b).nonzero().flatten().tolist()
         out.append(_TextTargets(
             tg.head_soft[b, :n].clone(), tg.head_mask[b, :n].clone(), tg.head_hard[b, :n].clone(),
-            *(t[rows, :n].clone() if rows else t[:0, :n].clone() if t is not None else None
+            *(None if t is None else t[rows, :n].clone()
               for t in (tg.mention_mask, tg.tail_soft, tg.tail_mask, tg.tail_hard))))
     return out
 
