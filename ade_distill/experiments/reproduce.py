@@ -87,7 +87,8 @@ ADDED_COMPRESS_OPTIONS: dict[str, Any] = {}  # CompressConfig fields added later
 COMPRESS_KEY_EXCLUDE = {"threads", "check_texts"}  # they do not change the compressed model
 ADDED_TRAIN_OPTIONS: dict[str, Any] = {"tail_head": "linear", "window_long_texts": False,
                                        "calibrate_thresholds": False, "precision": "fp32",
-                                       "soft_targets": False, "soft_temperature": 1.0}
+                                       "soft_targets": False, "soft_temperature": 1.0,
+                                       "pair_structure": False}
 
 
 def compress_key_dict(config: Any) -> dict[str, Any]:

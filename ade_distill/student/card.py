@@ -43,7 +43,9 @@ def render_model_card(task: TaskSpec, config: StudentConfig, extra: dict[str, An
                "option beyond Gu et al. 2023).")
             if config.architecture == "drug_conditioned"
             else " — classifier over (head entity, tail entity) pairs of the entity mentions given with the input "
-            "(gold entities): mention markers, log-sum-exp over each entity's mentions, adaptive threshold (ATLOP)."
+            "(gold entities): mention markers, log-sum-exp over each entity's mentions, adaptive threshold (ATLOP)"
+            + ("; the classifier also reads each pair's structure features (sentence distance, co-occurrences, "
+               "first-sentence mentions, mention frequency)." if config.pair_structure else ".")
             if config.architecture == "pair_classifier"
             else " — joint BIO tagger for both entity types + pairwise relation classifier (ablation)."
         ),

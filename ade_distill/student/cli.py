@@ -68,6 +68,11 @@ def train(
                            help="Pick decision thresholds on the dev set after training (head/tail; "
                            "pair_classifier: the relation threshold).")
     ] = False,
+    pair_structure: Annotated[
+        bool, typer.Option("--pair-structure/--no-pair-structure",
+                           help="pair_classifier: also read each candidate pair's sentence distance, co-occurrences, "
+                           "first-sentence mentions and mention frequency.")
+    ] = False,
     threads: Annotated[int | None, typer.Option("--threads", help="torch CPU threads.")] = None,
     precision: Annotated[str, typer.Option("--precision", help="fp32, or bf16 (bfloat16 autocast: about 2x faster "
                                            "on CPUs with AVX512-BF16/AMX and on recent GPUs).")] = "fp32",
@@ -88,7 +93,7 @@ def train(
         max_length=max_length, seed=seed, patience=patience, eval_every=eval_every, min_confidence=min_confidence,
         confidence_weighting=confidence_weighting, negative_fraction=negative_fraction, max_steps=max_steps,
         threads=threads, dev_fraction=dev_fraction, tail_head=tail_head, window_long_texts=window_long_texts,
-        calibrate_thresholds=calibrate_thresholds, precision=precision,
+        calibrate_thresholds=calibrate_thresholds, precision=precision, pair_structure=pair_structure,
     )
     examples, excluded = _usable(train_file, read_training_file(train_file, spec, input_format, label_map))
     prov: dict[str, object] = {"train_file": str(train_file), "train_sha256": path_sha256(train_file),

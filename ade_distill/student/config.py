@@ -29,6 +29,9 @@ class StudentConfig(BaseModel):
     head_threshold: float = Field(default=0.5, gt=0.0, le=1.0, description="Min P(inside) of a head word.")
     tail_threshold: float = Field(default=0.5, gt=0.0, le=1.0, description="Min P(inside) of a tail word.")
     relation_threshold: float = Field(default=0.5, ge=0.0, le=1.0, description="Min P(related) (pairwise).")
+    pair_structure: bool = Field(
+        default=False, description="pair_classifier: the classifier also reads each candidate pair's structure "
+        "features (sentence distance, co-occurrences, first-sentence mentions, mention frequency).")
     provenance: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, Any] = Field(default_factory=dict)
 
@@ -36,6 +39,8 @@ class StudentConfig(BaseModel):
     def _check(self) -> StudentConfig:
         if self.architecture != "drug_conditioned" and self.tail_head != "linear":
             raise ValueError("tail_head applies to the drug_conditioned architecture only")
+        if self.pair_structure and self.architecture != "pair_classifier":
+            raise ValueError("pair_structure applies to the pair_classifier architecture only")
         return self
 
 

@@ -44,22 +44,21 @@ STUDENT_JSON = "student.json"
 TASK_YAML = "task.yaml"
 
 
-def build_module(
-    architecture: str, encoder: torch.nn.Module, dropout: float, tail_head: str = "linear"
-) -> torch.nn.Module:
+def build_module(config: StudentConfig, encoder: torch.nn.Module) -> torch.nn.Module:
+    """The student's network around ``encoder``, as ``config`` describes it."""
     from ade_distill.student.modules import DrugConditionedTagger
     from ade_distill.student.pairwise import PairwiseExtractor
 
-    if architecture == "drug_conditioned":
-        return DrugConditionedTagger(encoder, dropout, tail_head)
-    if architecture == "pairwise":
-        return PairwiseExtractor(encoder, dropout)
-    if architecture == "pair_classifier":
+    if config.architecture == "drug_conditioned":
+        return DrugConditionedTagger(encoder, config.dropout, config.tail_head)
+    if config.architecture == "pairwise":
+        return PairwiseExtractor(encoder, config.dropout)
+    if config.architecture == "pair_classifier":
         from ade_distill.student.pair_classifier import PairClassifier
 
-        return PairClassifier(encoder, dropout)
-    raise ConfigError(
-        f"unknown architecture {architecture!r}; expected 'drug_conditioned', 'pairwise' or 'pair_classifier'")
+        return PairClassifier(encoder, config.dropout, structure=config.pair_structure)
+    raise ConfigError(f"unknown architecture {config.architecture!r}; expected 'drug_conditioned', 'pairwise' or "
+                      "'pair_classifier'")
 
 
 # The two forward passes prediction needs, shared by StudentExtractor (torch runtime) and the ONNX export
@@ -184,7 +183,7 @@ class StudentExtractor:
         if seed is not None:
             torch.manual_seed(seed)
         encoder, tokenizer = load_encoder(resolve_encoder(config.encoder))
-        module = build_module(config.architecture, encoder, config.dropout, config.tail_head)
+        module = build_module(config, encoder)
         return cls(module, tokenizer, task, config)
 
     @classmethod
@@ -220,7 +219,7 @@ class StudentExtractor:
         _quiet_transformers()
         enc_config = AutoConfig.from_pretrained(p)
         encoder = AutoModel.from_config(enc_config)
-        module = build_module(config.architecture, encoder, config.dropout, config.tail_head)
+        module = build_module(config, encoder)
         load_weights(module, p)
         tokenizer = load_tokenizer(p, enc_config.vocab_size)
         out = cls(module, tokenizer, task, config)

@@ -19,6 +19,12 @@ mentions at training and at test time (in distillation the teacher says which en
   threshold: a relation is predicted when its logit exceeds the pair's own threshold logit, trained by the
   adaptive-threshold loss (:func:`adaptive_threshold_loss`). With the single relation of a task this is a
   softmax over ``[TH, r]``: ``P(r) >= relation_threshold`` (0.5 by default) is exactly ``logit_r > logit_TH``.
+* **Structure features** (option ``pair_structure``): the classifier input also holds each pair's
+  :data:`STRUCTURE_FEATURES` (:func:`pair_structure`) — the smallest sentence distance between a head and a tail
+  mention, their same-sentence co-occurrences, whether each entity is named in the first sentence (an abstract's
+  title) and how often it is mentioned against the most frequent entity of its label — the distance features of
+  document-level relation extraction baselines (DocRED's, BRAN's), which a small encoder reading 512-token chunks
+  does not recover by itself.
 * **Targets** are concept-pair labels: a pair of entities is positive when a relation of the record links them
   (by ``relation.meta["head_concept"/"tail_concept"]`` where present, else by its two mentions' entities) —
   document labels are never projected onto mention pairs.
@@ -29,7 +35,9 @@ mentions at training and at test time (in distillation the teacher says which en
 
 from __future__ import annotations
 
+import bisect
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -116,35 +124,46 @@ def adaptive_threshold_decide(logits: torch.Tensor) -> torch.Tensor:
 class PairClassifier(nn.Module):
     """Encoder + mention markers + log-sum-exp entity pooling + pair classifier with a threshold class."""
 
-    def __init__(self, encoder: nn.Module, dropout: float = 0.1, n_relations: int = 1) -> None:
+    def __init__(self, encoder: nn.Module, dropout: float = 0.1, n_relations: int = 1, structure: bool = False
+                 ) -> None:
         super().__init__()
         h = encoder.config.hidden_size
         self.encoder = encoder
+        self.structure = structure
         self.dropout = nn.Dropout(dropout)
         self.head_proj = nn.Linear(h, h)
         self.tail_proj = nn.Linear(h, h)
+        extra = len(STRUCTURE_FEATURES) if structure else 0
         self.pair_classifier = nn.Sequential(
-            nn.Linear(3 * h, h), nn.GELU(), nn.Dropout(dropout), nn.Linear(h, 1 + n_relations))
+            nn.Linear(3 * h + extra, h), nn.GELU(), nn.Dropout(dropout), nn.Linear(h, 1 + n_relations))
 
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.dropout(self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state)
 
     def pair_logits(self, states: torch.Tensor, mention_chunk: torch.Tensor, mention_pos: torch.Tensor,
-                    entity_mentions: torch.Tensor, pair_head: torch.Tensor, pair_tail: torch.Tensor) -> torch.Tensor:
+                    entity_mentions: torch.Tensor, pair_head: torch.Tensor, pair_tail: torch.Tensor,
+                    pair_structure: torch.Tensor | None = None) -> torch.Tensor:
         mentions = states[mention_chunk, mention_pos]  # (M, H): start-marker states
         entities = logsumexp_pool(mentions, entity_mentions)  # (E, H)
         zh = torch.tanh(self.head_proj(entities[pair_head]))
         zt = torch.tanh(self.tail_proj(entities[pair_tail]))
-        return self.pair_classifier(torch.cat([zh, zt, zh * zt], dim=-1))
+        parts = [zh, zt, zh * zt]
+        if self.structure:
+            if pair_structure is None:
+                raise ValueError("this pair classifier reads pair structure features: pass pair_structure")
+            parts.append(pair_structure.to(zh.dtype))
+        return self.pair_classifier(torch.cat(parts, dim=-1))
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, mention_chunk: torch.Tensor,
                 mention_pos: torch.Tensor, entity_mentions: torch.Tensor, pair_head: torch.Tensor,
                 pair_tail: torch.Tensor, pair_labels: torch.Tensor | None = None,
-                pair_weights: torch.Tensor | None = None) -> dict[str, Any]:
+                pair_weights: torch.Tensor | None = None, pair_structure: torch.Tensor | None = None
+                ) -> dict[str, Any]:
         states = self.encode(input_ids, attention_mask)
         out: dict[str, Any] = {"loss": None}
         if pair_head.numel():
-            logits = self.pair_logits(states, mention_chunk, mention_pos, entity_mentions, pair_head, pair_tail)
+            logits = self.pair_logits(states, mention_chunk, mention_pos, entity_mentions, pair_head, pair_tail,
+                                      pair_structure)
             out["pair_logits"] = logits
             if pair_labels is not None:
                 out["loss"] = adaptive_threshold_loss(logits, pair_labels, pair_weights)
@@ -176,6 +195,7 @@ class PairFeatures:
     pairs: list[tuple[int, int]]  # (head entity, tail entity)
     labels: list[list[float]]  # per pair: [TH, r1..rn]
     weights: list[float]
+    structure: list[list[float]] = field(default_factory=list)  # per pair: STRUCTURE_FEATURES
     has_relation: bool = False
 
 
@@ -194,6 +214,41 @@ class PairStats:
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "extra"} | self.extra
+
+
+STRUCTURE_FEATURES = (
+    "same_sentence", "adjacent_sentences", "two_sentences_apart", "farther_apart", "log_cooccurrences",
+    "head_in_first_sentence", "tail_in_first_sentence", "head_mention_share", "tail_mention_share",
+    "head_most_mentioned", "tail_most_mentioned", "log_head_mentions", "log_tail_mentions",
+)
+
+
+def mention_sentences(text: str, starts: Sequence[int]) -> list[int]:
+    """The sentence index (:func:`~ade_distill.data.sentences.split_sentences`) of each character offset."""
+    from ade_distill.data.sentences import split_sentences
+
+    firsts = [a for a, _ in split_sentences(text)] or [0]
+    return [max(0, bisect.bisect_right(firsts, x) - 1) for x in starts]
+
+
+def pair_structure(sentence_of: Sequence[int], members: Sequence[Sequence[int]],
+                   pairs: Sequence[tuple[int, int]]) -> list[list[float]]:
+    """:data:`STRUCTURE_FEATURES` of each (head entity, tail entity) pair. ``sentence_of[m]``: the sentence of
+    mention ``m``; ``members[e]``: the mentions of entity ``e``. Mention shares compare an entity's mention count
+    with the most mentioned entity of its side (head or tail) among ``pairs``."""
+    sents = [[sentence_of[m] for m in row] for row in members]
+    heads, tails = {a for a, _ in pairs}, {b for _, b in pairs}
+    top_h = max((len(sents[a]) for a in heads), default=1) or 1
+    top_t = max((len(sents[b]) for b in tails), default=1) or 1
+    out = []
+    for a, b in pairs:
+        sa, sb = sents[a], sents[b]
+        d = min((abs(x - y) for x in sa for y in sb), default=99)
+        co = sum(1 for x in sa for y in sb if x == y)
+        out.append([float(d == 0), float(d == 1), float(d == 2), float(d >= 3), math.log1p(co),
+                    float(0 in sa), float(0 in sb), len(sa) / top_h, len(sb) / top_t,
+                    float(len(sa) == top_h), float(len(sb) == top_t), math.log1p(len(sa)), math.log1p(len(sb))])
+    return out
 
 
 def encode_with_markers(tokenizer: Any, text: str, spans: Sequence[Span], labels: Sequence[str],
@@ -278,13 +333,15 @@ def build_pair_features(task: TaskSpec, examples: Sequence[Example], tokenizer: 
         pairs = [(a, b) for a in heads for b in tails]
         targets = _pair_targets(task, ex, ent_index, stats, min_confidence, confidence_weighting) \
             if with_targets else {}
+        structure = pair_structure(mention_sentences(ex.text, [spans[i].start for i in used]),  # type: ignore[misc]
+                                   members, pairs)
         lab, wts = [], []
         for a, b in pairs:
             key = (ents[a], ents[b])
             lab.append([0.0, 1.0] if key in targets else [1.0, 0.0])
             wts.append(targets.get(key, 1.0))
         f = PairFeatures(n, enc, ents, members, [enc.mention_at[i] for i in used], pairs, lab, wts,  # type: ignore[misc]
-                         has_relation=bool(targets))
+                         structure=structure, has_relation=bool(targets))
         stats.examples += 1
         stats.entities += len(ents)
         stats.mentions += len(used)
@@ -306,7 +363,7 @@ def collate_pairs(batch: Sequence[PairFeatures], pad_id: int) -> dict[str, torch
     for i, c in enumerate(chunks):
         ids[i, : len(c)] = torch.tensor(c)
         mask[i, : len(c)] = 1
-    mc, mp, ph, pt, pl, pw = [], [], [], [], [], []
+    mc, mp, ph, pt, pl, pw, ps = [], [], [], [], [], [], []
     member_rows: list[list[int]] = []
     c_off = m_off = e_off = 0
     for f in batch:
@@ -314,11 +371,12 @@ def collate_pairs(batch: Sequence[PairFeatures], pad_id: int) -> dict[str, torch
             mc.append(c + c_off)
             mp.append(p)
         member_rows.extend([[m + m_off for m in row] for row in f.members])
-        for (a, b), lab, w in zip(f.pairs, f.labels, f.weights, strict=True):
+        for (a, b), lab, w, st in zip(f.pairs, f.labels, f.weights, f.structure, strict=True):
             ph.append(a + e_off)
             pt.append(b + e_off)
             pl.append(lab)
             pw.append(w)
+            ps.append(st)
         c_off += len(f.enc.chunks)
         m_off += len(f.mentions)
         e_off += len(f.entities)
@@ -332,6 +390,7 @@ def collate_pairs(batch: Sequence[PairFeatures], pad_id: int) -> dict[str, torch
         "pair_head": torch.tensor(ph, dtype=torch.long), "pair_tail": torch.tensor(pt, dtype=torch.long),
         "pair_labels": torch.tensor(pl, dtype=torch.float).reshape(len(pl), 2),
         "pair_weights": torch.tensor(pw, dtype=torch.float),
+        "pair_structure": torch.tensor(ps, dtype=torch.float).reshape(len(ps), len(STRUCTURE_FEATURES)),
     }
 
 
@@ -455,6 +514,6 @@ def onto_gold_entities(silver: Example, gold: Example, task: TaskSpec) -> tuple[
             unmapped)
 
 
-__all__ = ["PairClassifier", "adaptive_threshold_decide", "adaptive_threshold_loss", "build_pair_features",
+__all__ = ["STRUCTURE_FEATURES", "PairClassifier", "adaptive_threshold_decide", "adaptive_threshold_loss", "build_pair_features",
            "collate_pairs", "entity_keys", "entity_pair_prf", "group_mentions", "logsumexp_pool",
-           "onto_gold_entities", "predict_pairs"]
+           "mention_sentences", "onto_gold_entities", "pair_structure", "predict_pairs"]

@@ -92,6 +92,11 @@ class TrainConfig(BaseModel):
     head_threshold: float = Field(default=0.5, gt=0.0, le=1.0)
     tail_threshold: float = Field(default=0.5, gt=0.0, le=1.0)
     relation_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    pair_structure: bool = Field(
+        default=False,
+        description="pair_classifier: also feed the classifier each candidate pair's structure features (sentence "
+        "distance, same-sentence co-occurrences, mentions in the first sentence, mention frequency), as the "
+        "distance features of document-level relation extraction baselines do.")
     calibrate_thresholds: bool = Field(
         default=False,
         description="After training, pick decision thresholds on the dev set (silver in distillation, so no gold "
@@ -109,6 +114,8 @@ class TrainConfig(BaseModel):
     def _check(self) -> TrainConfig:
         if self.architecture != "drug_conditioned" and self.tail_head != "linear":
             raise ValueError("tail_head applies to the drug_conditioned architecture only")
+        if self.pair_structure and self.architecture != "pair_classifier":
+            raise ValueError("pair_structure applies to the pair_classifier architecture only")
         if self.soft_targets and (self.architecture != "drug_conditioned" or not self.confidence_weighting):
             raise ValueError("soft_targets needs the drug_conditioned architecture and confidence_weighting")
         if self.architecture in ("pairwise", "pair_classifier") and self.relation_threshold <= 0.0:
@@ -313,7 +320,7 @@ def _new_student(task: TaskSpec, config: TrainConfig) -> Any:
         architecture=config.architecture, encoder=config.encoder, max_length=config.max_length,
         dropout=config.dropout, tail_head=config.tail_head, window_long_texts=config.window_long_texts,
         head_threshold=config.head_threshold, tail_threshold=config.tail_threshold,
-        relation_threshold=config.relation_threshold,
+        relation_threshold=config.relation_threshold, pair_structure=config.pair_structure,
     )
     student = StudentExtractor.from_encoder(task, scfg, seed=config.seed)
     if config.soft_targets:  # a training setting of the module's loss, not saved with the model

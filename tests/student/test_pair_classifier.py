@@ -4,6 +4,7 @@ tiny BC5CDR train → predict → score (concept mode) through the CLI."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -178,3 +179,47 @@ def test_the_task_hint_leaves_committed_cdr_results_valid(tmp_path: Path) -> Non
     assert rep.result_key(rep.make_folds(), "fold", 0) == want
     pair = load_config(root / "configs" / "cdr_pair.yaml", overrides={"runs_dir": str(tmp_path)})
     assert Reproduction(pair, RunOptions(progress=False)).train_config.architecture == "pair_classifier"
+
+
+def test_pair_structure_reads_sentence_distance_first_sentence_and_frequency() -> None:
+    from ade_distill.student.pair_classifier import STRUCTURE_FEATURES, mention_sentences, pair_structure
+
+    ex = _doc()  # sentence 0: "Cocaine induced seizures."  sentence 1: the rest
+    assert mention_sentences(TEXT, [s.start for s in ex.spans]) == [0, 0, 1, 1, 1, 1, 1]
+    groups = group_mentions(ex.spans, ("CHEMICAL", "DISEASE"))
+    members = list(groups.values())  # cocaine [0, 3], seizures [1, 2], aspirin [4, 5], asthma [6]
+    rows = pair_structure([0, 0, 1, 1, 1, 1, 1], members, [(0, 1), (2, 3), (2, 1)])
+    assert all(len(r) == len(STRUCTURE_FEATURES) for r in rows)
+    named = [dict(zip(STRUCTURE_FEATURES, r, strict=True)) for r in rows]
+    cocaine_seizures, aspirin_asthma, aspirin_seizures = named
+    assert cocaine_seizures["same_sentence"] == 1.0 and cocaine_seizures["farther_apart"] == 0.0
+    assert cocaine_seizures["log_cooccurrences"] == pytest.approx(math.log1p(2))  # once in each sentence
+    assert cocaine_seizures["head_in_first_sentence"] == cocaine_seizures["tail_in_first_sentence"] == 1.0
+    assert aspirin_asthma["head_in_first_sentence"] == aspirin_asthma["tail_in_first_sentence"] == 0.0
+    assert aspirin_asthma["tail_mention_share"] == 0.5 and aspirin_asthma["tail_most_mentioned"] == 0.0
+    assert aspirin_seizures["log_cooccurrences"] == pytest.approx(math.log1p(2))  # two aspirins x one Seizures
+    far = pair_structure([0, 3], [[0], [1]], [(0, 1)])[0]
+    assert far[:4] == [0.0, 0.0, 0.0, 1.0]
+
+
+def test_a_pair_structure_student_saves_loads_and_predicts_the_same(tmp_path: Path) -> None:
+    from ade_distill.student.config import StudentConfig
+    from ade_distill.student.model import StudentExtractor
+
+    task = load_task("cdr")
+    cfg = StudentConfig(architecture="pair_classifier", encoder="minilm", max_length=32, pair_structure=True,
+                        relation_threshold=0.1)
+    student = StudentExtractor.from_encoder(task, cfg, seed=3)
+    width = student.module.pair_classifier[0].in_features
+    assert width == 3 * student.module.encoder.config.hidden_size + 13
+    doc = _doc().model_copy(update={"relations": ()})
+    before = student.predict([doc])
+    assert before[0].relations  # an untrained classifier is near P = 0.5, above the 0.1 threshold
+    student.save_pretrained(tmp_path / "m")
+    again = StudentExtractor.from_pretrained(tmp_path / "m")
+    assert again.config.pair_structure and again.module.structure
+    after = again.predict([doc])
+    assert [(r.meta, round(r.score, 5)) for r in after[0].relations] == \
+        [(r.meta, round(r.score, 5)) for r in before[0].relations]
+    with pytest.raises(ValueError, match="pair_structure"):
+        StudentConfig(architecture="drug_conditioned", encoder="minilm", pair_structure=True)
