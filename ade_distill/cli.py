@@ -5,7 +5,7 @@
     label                                    → ade_distill.teacher
     train | predict                          → ade_distill.student
     aggregate                                → ade_distill.signals
-    score | browse                           → ade_distill.evaluation
+    score | browse | baseline                → ade_distill.evaluation
     reproduce                                → ade_distill.experiments
 
 Each stage module exposes ``register(app)``; heavy imports (torch, transformers, openai) happen inside the

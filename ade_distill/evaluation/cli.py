@@ -1,5 +1,5 @@
-"""CLI commands of the evaluation stage (registered by ade_distill.cli): ``ade-distill score`` and
-``ade-distill browse`` (the error browser page)."""
+"""CLI commands of the evaluation stage (registered by ade_distill.cli): ``ade-distill score``,
+``ade-distill browse`` (the error browser page) and ``ade-distill baseline`` (rule baselines to score beside)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ade_distill.cli_options import InputFormatOpt, LabelMapOpt
+from ade_distill.cli_options import InputFormatOpt, LabelMapOpt, TaskOpt
 
 if TYPE_CHECKING:
     from ade_distill.records import Example
@@ -187,7 +187,38 @@ def browse(
     typer.echo(f"wrote {page} ({len(gold_ex):,} sentences, {len(systems)} system(s), {mode}, {size:.1f} MB)")
 
 
+def baseline(
+    input_path: Annotated[Path, typer.Option("--input", help="Records with their entity mentions (JSONL, BRAT, "
+                                             "BioC), e.g. the gold test set.")],
+    out: Annotated[Path, typer.Option("--out", help="Predictions JSONL (common schema) to score with `score`.")],
+    task: TaskOpt = "ade",
+    window: Annotated[str, typer.Option("--window", help="sentence: link entity pairs that share a sentence; "
+                                        "text: every pair of the text.")] = "sentence",
+    input_format: InputFormatOpt = None,
+    label_map: LabelMapOpt = None,
+) -> None:
+    """Co-occurrence baseline over given entity mentions: every (head, tail) entity pair sharing a sentence (or a
+    text) is predicted as the task's relation — the floor a learned extractor in the gold-entities setting
+    should clear."""
+    from ade_distill.data.formats import read_records
+    from ade_distill.errors import ConfigError
+    from ade_distill.evaluation.baselines import cooccurrence_all
+    from ade_distill.records import write_examples
+    from ade_distill.tasks.spec import load_task
+
+    if window not in ("sentence", "text"):
+        raise ConfigError(f"--window must be sentence or text, not {window!r}")
+    if out.resolve() == input_path.resolve():
+        raise ConfigError(f"--out {str(out)!r} is the input file; write the predictions elsewhere")
+    records = read_records(input_path, input_format, options=label_map)
+    preds = cooccurrence_all(records, load_task(task), window)  # type: ignore[arg-type]
+    write_examples(out, preds)
+    typer.echo(f"wrote {len(preds)} records ({sum(len(p.relations) for p in preds)} relations, co-occurrence "
+               f"in one {window}) to {out}")
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``score`` and ``browse`` to the root app."""
+    """Add ``score``, ``browse`` and ``baseline`` to the root app."""
     app.command("score")(score)
     app.command("browse")(browse)
+    app.command("baseline")(baseline)

@@ -35,7 +35,6 @@ mentions at training and at test time (in distillation the teacher says which en
 
 from __future__ import annotations
 
-import bisect
 import logging
 import math
 from collections.abc import Sequence
@@ -45,6 +44,14 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from ade_distill.entities import (
+    EntityKey,
+    entity_keys,
+    entity_pair_relation,
+    group_mentions,
+    mention_sentences,
+    normalize_text,
+)
 from ade_distill.records import Example, Relation, Span
 from ade_distill.tasks.spec import TaskSpec
 
@@ -54,32 +61,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MARKER = "*"
-EntityKey = tuple[str, str]  # (label, "c:<concept id>" or "t:<normalized text>")
-
-
-def normalize_text(s: str) -> str:
-    """Lowercase, whitespace runs collapsed (the scorer's ``text`` key)."""
-    return " ".join(s.lower().split())
-
-
-def entity_keys(span: Span) -> list[EntityKey]:
-    """The entities a mention belongs to: one per concept id in ``meta["concepts"]``, else its normalized text."""
-    concepts = [str(c) for c in (span.meta.get("concepts") or ()) if str(c) and str(c) != "-1"]
-    if concepts:
-        return [(span.label, f"c:{c}") for c in dict.fromkeys(concepts)]
-    return [(span.label, f"t:{normalize_text(span.text)}")]
-
-
-def group_mentions(spans: Sequence[Span], labels: Sequence[str]) -> dict[EntityKey, list[int]]:
-    """Entity key → indices (into ``spans``) of its mentions, for spans with offsets and a label in ``labels``;
-    entities in order of first mention."""
-    out: dict[EntityKey, list[int]] = {}
-    for i, s in enumerate(spans):
-        if s.start is None or s.end is None or s.label not in labels:
-            continue
-        for k in entity_keys(s):
-            out.setdefault(k, []).append(i)
-    return out
 
 
 def logsumexp_pool(mentions: torch.Tensor, membership: torch.Tensor) -> torch.Tensor:
@@ -221,14 +202,6 @@ STRUCTURE_FEATURES = (
     "head_in_first_sentence", "tail_in_first_sentence", "head_mention_share", "tail_mention_share",
     "head_most_mentioned", "tail_most_mentioned", "log_head_mentions", "log_tail_mentions",
 )
-
-
-def mention_sentences(text: str, starts: Sequence[int]) -> list[int]:
-    """The sentence index (:func:`~ade_distill.data.sentences.split_sentences`) of each character offset."""
-    from ade_distill.data.sentences import split_sentences
-
-    firsts = [a for a, _ in split_sentences(text)] or [0]
-    return [max(0, bisect.bisect_right(firsts, x) - 1) for x in starts]
 
 
 def pair_structure(sentence_of: Sequence[int], members: Sequence[Sequence[int]],
@@ -395,16 +368,6 @@ def collate_pairs(batch: Sequence[PairFeatures], pad_id: int) -> dict[str, torch
 
 
 # -- prediction ----------------------------------------------------------------------------------------------
-def _anchor(ex: Example, key: EntityKey, members: Sequence[int], spans: Sequence[Span]) -> Span:
-    """The mention a predicted relation names for an entity: its first mention whose only entity is ``key``
-    (a composite mention would map to other concepts too), else its first mention."""
-    cands = [spans[i] for i in members]
-    for s in cands:
-        if entity_keys(s) == [key]:
-            return s
-    return cands[0]
-
-
 @torch.inference_mode()
 def predict_pairs(student: StudentExtractor, examples: Sequence[Example], batch_size: int = 8) -> list[Example]:
     """Relations between the given entity mentions of each example (see the module docstring)."""
@@ -444,14 +407,9 @@ def predict_pairs(student: StudentExtractor, examples: Sequence[Example], batch_
         groups = group_mentions(spans, labels)
         rels: list[Relation] = []
         for (a, b), p in zip(f.pairs, pr, strict=True):
-            if p < cfg.relation_threshold:
-                continue
-            hk, tk = f.entities[a], f.entities[b]
-            h, t = _anchor(ex, hk, groups[hk], spans), _anchor(ex, tk, groups[tk], spans)
-            meta: dict[str, Any] = {}
-            if hk[1].startswith("c:") and tk[1].startswith("c:"):
-                meta = {"head_concept": hk[1][2:], "tail_concept": tk[1][2:]}
-            rels.append(Relation(head=h.id, tail=t.id, label=rel_label, score=min(1.0, max(0.0, p)), meta=meta))
+            if p >= cfg.relation_threshold:
+                rels.append(entity_pair_relation(f.entities[a], f.entities[b], groups, spans, rel_label,
+                                                 min(1.0, max(0.0, p))))
         m = {k: v for k, v in ex.meta.items() if k != "unanchored_relations"}
         m["predicted_by"] = student.describe()
         out.append(Example(id=ex.id, text=ex.text, spans=tuple(spans), relations=tuple(rels), meta=m))
@@ -516,4 +474,4 @@ def onto_gold_entities(silver: Example, gold: Example, task: TaskSpec) -> tuple[
 
 __all__ = ["STRUCTURE_FEATURES", "PairClassifier", "adaptive_threshold_decide", "adaptive_threshold_loss", "build_pair_features",
            "collate_pairs", "entity_keys", "entity_pair_prf", "group_mentions", "logsumexp_pool",
-           "mention_sentences", "onto_gold_entities", "pair_structure", "predict_pairs"]
+           "mention_sentences", "normalize_text", "onto_gold_entities", "pair_structure", "predict_pairs"]
