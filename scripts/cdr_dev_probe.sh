@@ -7,7 +7,8 @@
 #   bash scripts/cdr_dev_probe.sh base
 #   bash scripts/cdr_dev_probe.sh structure --pair-structure
 # Writes reports/cdr_pair/dev_probes/NAME/{results.json,report.md,train_metrics.json,command.txt}; the model stays
-# in runs/cdr_dev_probe/NAME (a rerun with the same options reuses it).
+# in runs/cdr_dev_probe/NAME (a rerun with the same options and data reuses it, whatever the code: delete that
+# folder to retrain). tests/test_cdr_scripts.py keeps the base options equal to configs/cdr_pair.yaml's.
 set -euo pipefail
 name="${1:?usage: bash scripts/cdr_dev_probe.sh NAME [train options...]}"
 shift

@@ -6,7 +6,8 @@
 # repository root:
 #   bash scripts/cdr_standard_split.sh [OUT]      # OUT: default reports/cdr_pair/standard_split
 # Writes OUT/results.json, OUT/report.md (score --out), OUT/train_metrics.json and OUT/command.txt. The model stays
-# in runs/cdr_standard_split/model; a rerun with the same training options and data reuses it.
+# in runs/cdr_standard_split/model; a rerun with the same training options and data reuses it, whatever the code
+# (delete that folder to retrain). tests/test_cdr_scripts.py keeps the options equal to configs/cdr_pair.yaml's.
 set -euo pipefail
 out="${1:-reports/cdr_pair/standard_split}"
 work=runs/cdr_standard_split

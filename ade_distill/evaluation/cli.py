@@ -210,8 +210,15 @@ def baseline(
         raise ConfigError(f"--window must be sentence or text, not {window!r}")
     if out.resolve() == input_path.resolve():
         raise ConfigError(f"--out {str(out)!r} is the input file; write the predictions elsewhere")
+    spec = load_task(task)
     records = read_records(input_path, input_format, options=label_map)
-    preds = cooccurrence_all(records, load_task(task), window)  # type: ignore[arg-type]
+    labels = {spec.head_label, spec.tail_label}
+    if records and not any(labels <= {s.label for s in ex.spans if s.start is not None} for ex in records):
+        found = sorted({s.label for ex in records for s in ex.spans})
+        raise ConfigError(f"{input_path}: no record has both {spec.head_label} and {spec.tail_label} mentions "
+                          f"with offsets (task {spec.name!r}; the records' span labels: {found or 'none'}); the "
+                          "baseline links given entity mentions — pass the task of these records (--task)")
+    preds = cooccurrence_all(records, spec, window)  # type: ignore[arg-type]
     write_examples(out, preds)
     typer.echo(f"wrote {len(preds)} records ({sum(len(p.relations) for p in preds)} relations, co-occurrence "
                f"in one {window}) to {out}")

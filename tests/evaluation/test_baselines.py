@@ -56,15 +56,18 @@ def test_cli_writes_predictions_that_score_in_concept_mode(tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--window", "paragraph"], "--window must be sentence or text"),
-    (["--out-is-input"], "is the input file"),
+    (["--task", "cdr", "--window", "paragraph"], "--window must be sentence or text"),
+    (["--task", "cdr", "--out-is-input"], "is the input file"),
+    (["--task", "ade"], "no record has both DRUG and ADE mentions"),  # the wrong task: nothing to link
 ])
 def test_cli_refuses_misuse(tmp_path: Path, args: list[str], message: str) -> None:
     gold = tmp_path / "gold.jsonl"
     write_examples(gold, [_doc()])
-    out = gold if args == ["--out-is-input"] else tmp_path / "p.jsonl"
-    extra = [] if args == ["--out-is-input"] else args
-    res = CliRunner().invoke(app, ["baseline", "--task", "cdr", "--input", str(gold), "--out", str(out), *extra])
+    before = gold.read_bytes()
+    out = gold if "--out-is-input" in args else tmp_path / "p.jsonl"
+    extra = [a for a in args if a != "--out-is-input"]
+    res = CliRunner().invoke(app, ["baseline", "--input", str(gold), "--out", str(out), *extra])
     assert res.exit_code != 0
     assert message in str(res.exception)  # a ConfigError: `ade-distill` prints it as one line
-    assert len(list(read_examples(gold))) == 1  # the input is untouched
+    assert gold.read_bytes() == before  # the input is untouched
+    assert not (tmp_path / "p.jsonl").exists()

@@ -93,8 +93,6 @@ def test_interaction_head_matches_its_definition() -> None:
 def test_invalid_tail_head() -> None:
     with pytest.raises(ValueError, match="tail_head"):
         DrugConditionedTagger(_tiny_encoder(), 0.1, tail_head="bilinear")
-    with pytest.raises(ValueError, match="tail_head"):
-        build_module("drug_conditioned", _tiny_encoder(), 0.1, "bilinear")
     with pytest.raises(ValidationError):
         TrainConfig(tail_head="bilinear")
     with pytest.raises(ValidationError):
@@ -111,9 +109,9 @@ def test_tail_head_is_for_the_drug_conditioned_architecture_only() -> None:
 
 
 def test_build_module_passes_tail_head() -> None:
-    m = build_module("drug_conditioned", _tiny_encoder(), 0.1, "interaction")
+    m = build_module(StudentConfig(encoder="minilm", tail_head="interaction"), _tiny_encoder())
     assert isinstance(m, DrugConditionedTagger) and m.tail_head == "interaction"
-    assert build_module("drug_conditioned", _tiny_encoder(), 0.1).tail_head == "linear"
+    assert build_module(StudentConfig(encoder="minilm"), _tiny_encoder()).tail_head == "linear"
 
 
 def _tiny_student(tokenizer, task, tail_head: str) -> StudentExtractor:

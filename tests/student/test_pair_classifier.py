@@ -223,3 +223,46 @@ def test_a_pair_structure_student_saves_loads_and_predicts_the_same(tmp_path: Pa
         [(r.meta, round(r.score, 5)) for r in before[0].relations]
     with pytest.raises(ValueError, match="pair_structure"):
         StudentConfig(architecture="drug_conditioned", encoder="minilm", pair_structure=True)
+
+
+def test_features_line_up_structure_with_the_mentions_used(tokenizer) -> None:
+    """A span of another label and one without offsets come first: the mentions used skip them, and each pair's
+    structure features are those of its own mentions' sentences."""
+    from ade_distill.student.pair_classifier import mention_sentences, pair_structure
+
+    doc = _doc()
+    other = Span(id="X1", label="GENE", start=TEXT.index("aspirin"), end=TEXT.index("aspirin") + 7, text="aspirin")
+    loose = Span(id="X2", label="CHEMICAL", text="cocaine", alignment="unaligned")  # no offsets: not read
+    doc = doc.model_copy(update={"spans": (other, loose, *doc.spans)})
+    f = build_pair_features(load_task("cdr"), [doc], tokenizer, max_length=64)[0]
+    used = [s for s in doc.spans if s.label in ("CHEMICAL", "DISEASE") and s.start is not None]
+    want = pair_structure(mention_sentences(TEXT, [s.start for s in used]), f.members, f.pairs)
+    assert f.structure == want
+    named = {(f.entities[a][1], f.entities[b][1]): row for (a, b), row in zip(f.pairs, f.structure, strict=True)}
+    assert named[("c:D003042", "c:D012640")][5:7] == [1.0, 1.0]  # cocaine and seizures in the first sentence
+    assert named[("c:D001241", "t:asthma")][5:7] == [0.0, 0.0]
+
+
+def test_the_classifier_reads_the_structure_features(tokenizer) -> None:
+    from transformers import BertConfig, BertModel
+
+    from ade_distill.student.pair_classifier import PairClassifier, collate_pairs
+
+    torch.manual_seed(0)
+    enc = BertModel(BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=1,
+                               num_attention_heads=2, intermediate_size=32))
+    module = PairClassifier(enc, dropout=0.0, structure=True).eval()
+    f = build_pair_features(load_task("cdr"), [_doc()], tokenizer, max_length=64)[0]
+    batch = collate_pairs([f], tokenizer.pad_token_id)
+    batch.pop("pair_labels"), batch.pop("pair_weights")
+    with torch.no_grad():
+        base = module(**batch)["pair_logits"]
+        moved = module(**{**batch, "pair_structure": batch["pair_structure"] + 1.0})["pair_logits"]
+        assert not torch.allclose(base, moved)
+        with pytest.raises(ValueError, match="pair_structure"):
+            module(**{k: v for k, v in batch.items() if k != "pair_structure"})
+    plain = PairClassifier(enc, dropout=0.0).eval()  # without the option the features are not read
+    with torch.no_grad():
+        a = plain(**batch)["pair_logits"]
+        b = plain(**{**batch, "pair_structure": batch["pair_structure"] + 1.0})["pair_logits"]
+    assert torch.equal(a, b)
