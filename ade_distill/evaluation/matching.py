@@ -356,7 +356,9 @@ def match_concept(gold: Example, pred: Example, level: str) -> ExampleMatch:
     Each predicted argument maps to the union of the concept ids (``meta["concepts"]``) of the gold mentions of
     the same label whose normalized text equals the argument's, and — for a grounded argument — of the gold
     mentions it overlaps. Relation level: a predicted relation yields every ``(head concept, tail concept,
-    label)`` triple of the product of its arguments' concepts; the document's predictions are the *set* of
+    label)`` triple of the product of its arguments' concepts — or, when it names its concept pair
+    (``meta["head_concept"]``/``meta["tail_concept"]``, as the ``pair_classifier`` student and the co-occurrence
+    baseline do) and its arguments map to those concepts, that one triple; the document's predictions are the *set* of
     those triples; gold is the set of ``(meta["head_concept"], meta["tail_concept"], label)`` of its relations
     plus ``example.meta["unanchored_relations"]`` (gold pairs whose concept has no mention in the text, which
     can only be missed). A predicted relation with an argument that maps to no concept counts as one false
@@ -387,7 +389,10 @@ def match_concept(gold: Example, pred: Example, level: str) -> ExampleMatch:
         for r in pred.relations:
             h, t = spans[r.head], spans[r.tail]
             ch, ct = _gold_concepts_for(h, gold), _gold_concepts_for(t, gold)
-            if ch and ct:
+            named = (r.meta.get("head_concept"), r.meta.get("tail_concept"))
+            if named[0] in ch and named[1] in ct:  # a concept pair named by the system, borne out by its mentions
+                p.add((named[0], named[1], r.label))
+            elif ch and ct:
                 p.update((a, b, r.label) for a in ch for b in ct)
             else:
                 unmapped.add((normalize_text(h.text), normalize_text(t.text), r.label))

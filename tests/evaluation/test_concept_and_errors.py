@@ -48,6 +48,33 @@ def test_concept_mode_document_pairs():
     assert e.counts.micro() == (3, 1, 0)
 
 
+def test_a_named_concept_pair_is_scored_as_named_when_its_mentions_bear_it_out():
+    g = cdr_gold()
+    # "Renal damage nephrotoxicity" is not in the text; a mention overlapping two disease concepts (here: a span
+    # over "nephrotoxicity. Renal damage") maps to both, so without a name it yields two concept pairs
+    wide = Span(id="P2", label="DISEASE", start=10, end=38, text=D[10:38])
+    chem = span("P1", D, "Cisplatin", "CHEMICAL")
+    plain = Example(id="d1", text=D, spans=(chem, wide), relations=(Relation(head="P1", tail="P2", label="CID"),))
+    assert match_example(g, plain, "concept", "relation").counts.micro() == (1, 0, 1)  # one concept, same pair
+    other = Span(id="P3", label="DISEASE", start=10, end=70, text=D[10:70])  # nephrotoxicity ... ototoxicity
+    both = Example(id="d1", text=D, spans=(chem, other), relations=(Relation(head="P1", tail="P3", label="CID"),))
+    assert match_example(g, both, "concept", "relation").counts.micro() == (1, 1, 1)  # (cis, neph) + (cis, oto)
+    named = Relation(head="P1", tail="P3", label="CID", meta={"head_concept": "D002945", "tail_concept": "D007674"})
+    one = both.model_copy(update={"relations": (named,)})
+    assert match_example(g, one, "concept", "relation").counts.micro() == (1, 0, 1)  # the named pair only
+    # a name the mentions do not bear out is not taken on trust: the mentions' concepts are scored
+    claim = Relation(head="P1", tail="P3", label="CID", meta={"head_concept": "D002945", "tail_concept": "D999"})
+    bogus = both.model_copy(update={"relations": (claim,)})
+    assert match_example(g, bogus, "concept", "relation").counts.micro() == (1, 1, 1)
+
+
+def test_gold_scores_itself_perfectly_in_concept_mode() -> None:
+    from ade_distill.data.corpora import load_corpus
+
+    gold = load_corpus("cdr-test")
+    assert micro_prf(gold, gold, mode="concept") == (1.0, 1.0, 1.0)  # composite and nested mentions add no pair
+
+
 def test_concept_mode_needs_concepts():
     g = [ex("1", D)]
     with pytest.raises(ConfigError, match="concept ids"):
