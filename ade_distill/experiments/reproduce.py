@@ -369,7 +369,10 @@ class Reproduction:
             self._log(f"train {name}: {len(train):,} train / {len(dev):,} dev examples → {model_dir}")
             tstage.start()
             train_student(self.task, train, dev, config, model_dir)
-            tstage.finish({"train": len(train), "dev": len(dev), "for": f"{self.cfg.name}/{folder.name}"})
+            earlier = json.loads((model_dir / "metrics.json").read_text(encoding="utf-8")).get(
+                "earlier_attempts_seconds") or 0.0  # an interrupted training it resumed
+            tstage.finish({"train": len(train), "dev": len(dev), "for": f"{self.cfg.name}/{folder.name}"},
+                          earlier_seconds=earlier)
         else:
             self._log(f"reuse {name} model {model_dir}")
         (folder / "model.txt").write_text(f"{model_dir}\n", encoding="utf-8")

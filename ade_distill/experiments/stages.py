@@ -109,12 +109,14 @@ class Stage:
         self.started = time.time()
         return self.folder
 
-    def finish(self, summary: dict[str, Any] | None = None) -> None:
+    def finish(self, summary: dict[str, Any] | None = None, earlier_seconds: float = 0.0) -> None:
+        """Mark the stage done; ``earlier_seconds``: time of interrupted attempts it resumed from."""
         from ade_distill.provenance import software_provenance
 
         _write_json_atomic(
             self.marker,
-            {"key": self.key, "seconds": round(time.time() - self.started, 2), "summary": summary or {},
+            {"key": self.key, "seconds": round(time.time() - self.started + earlier_seconds, 2),
+             "summary": summary or {},
              "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "software": software_provenance()},
         )
 

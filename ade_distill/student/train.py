@@ -25,13 +25,22 @@ seeded draws and optimizer steps — ``Trainer`` would bring its own sampler, op
 change every trained model. :func:`train_student` reads as its steps instead: check the inputs, seed, build the
 student, window and encode the examples, plan the epochs' batches, run the epochs (:class:`_TrainingRun`),
 restore the best weights and calibrate, save.
+
+**Resumable.** After every epoch (and its dev evaluation) the whole training state — weights, optimizer and
+schedule, the random generators, the log, the best weights so far and the early-stopping count — is written
+beside the model folder (``.<name>.checkpoint.pt``, atomically). A run killed mid-way (a session's end, a
+machine going back) and started again with the same task, options and data resumes after the last finished
+epoch and produces exactly the model the uninterrupted run would have; other options or data start over. The
+checkpoint is removed once the model folder is saved. (Single-process runs; a multi-process run starts over.)
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
+import os
 import random
 import resource
 import time
@@ -226,9 +235,12 @@ def train_student(
     out_dir: Path,
     *,
     provenance: dict[str, Any] | None = None,
+    resume: bool = True,
 ) -> Path:
     """Train a student and save the best model (by dev strict relation F1; the last one without dev) to
     ``out_dir``, with ``metrics.json`` and ``training_log.jsonl`` inside. The folder appears only when complete.
+    With ``resume`` the run checkpoints every epoch and continues an interrupted run of the same task, options
+    and data (see the module docstring).
 
     Raises:
         ConfigError: invalid options or no usable training example.
@@ -242,6 +254,9 @@ def train_student(
         feats, fstats = _training_features(task, student, train, config)
         plan = _EpochPlan.of(feats, config, acc.num_processes, acc.process_index)
         run = _TrainingRun.start(student, config, dev, acc, plan, out_dir)
+        if resume and acc.num_processes == 1:
+            run.checkpoint = _checkpoint_path(out_dir)
+            run.fingerprint = _run_fingerprint(task, train, dev, config)
         epochs_run = run.fit(feats)
         calibration = run.finish()
         metrics: dict[str, Any] = {
@@ -255,13 +270,38 @@ def train_student(
             "features": fstats.as_dict(),
             "windows": window_stats,
             "calibration": calibration,
+            "earlier_attempts_seconds": round(run.earlier_seconds, 1),
             "processes": acc.num_processes,
             "device": str(acc.device),
             "history": run.history,
         }
         _save(student, config, metrics, run.log_lines, _provenance(train, dev, provenance), out_dir, acc,
               run.log_path)
+        if run.checkpoint is not None:
+            run.checkpoint.unlink(missing_ok=True)
         return out_dir
+
+
+CHECKPOINT_FORMAT = 1
+
+
+def _checkpoint_path(out_dir: Path) -> Path:
+    """Where the epoch checkpoint of a training run writing ``out_dir`` lives (beside it, hidden)."""
+    return out_dir.parent / f".{out_dir.name}.checkpoint.pt"
+
+
+def _run_fingerprint(task: TaskSpec, train: Sequence[Example], dev: Sequence[Example] | None,
+                     config: TrainConfig) -> str:
+    """What a checkpoint must match to be resumed: the task, the training options and every training and dev
+    record."""
+    h = hashlib.sha256()
+    for part in (task.model_dump_json(), config.model_dump_json()):
+        h.update(part.encode("utf-8") + b"\0")
+    for name, exs in (("train", train), ("dev", dev or ())):
+        h.update(name.encode("utf-8") + b"\0")
+        for e in exs:
+            h.update(e.model_dump_json().encode("utf-8") + b"\n")
+    return h.hexdigest()
 
 
 def _train_and_dev(
@@ -481,6 +521,10 @@ class _TrainingRun:
     scorer: str | None = None
     train_sentences: int = 0
     train_seconds: float = 0.0
+    checkpoint: Path | None = None  # where to checkpoint every epoch (None: no checkpoints)
+    fingerprint: str = ""
+    earlier_seconds: float = 0.0  # wall seconds of interrupted attempts up to their last checkpoint
+    started_at: float = field(default_factory=time.perf_counter)
 
     @classmethod
     def start(cls, student: Any, config: TrainConfig, dev: Sequence[Example] | None, acc: Any, plan: _EpochPlan,
@@ -508,16 +552,74 @@ class _TrainingRun:
         """Epochs until ``epochs``, ``max_steps`` or early stopping; the final weights are always scored on
         dev. Returns the number of epochs run."""
         cfg = self.config
-        stop = False
-        for epoch in range(1, cfg.epochs + 1):
+        epoch, stop = self.resume()
+        while not stop and epoch < cfg.epochs:
+            epoch += 1
             stop = self._epoch(epoch, feats)
             if self.dev and not cfg.eval_every and self.evaluate(epoch):
                 stop = True
-            if stop:
-                break
+            self.save_checkpoint(epoch, stop)
         if self.dev and self.history[-1]["event"] != "dev":  # always score the final weights too
             self.evaluate(epoch)
         return epoch
+
+    def _state(self) -> dict[str, Any]:
+        import numpy as np
+        import torch
+
+        return {
+            "format": CHECKPOINT_FORMAT, "fingerprint": self.fingerprint,
+            "module": self.student.module.state_dict(), "optimizer": self.optim.state_dict(),
+            "scheduler": self.sched.state_dict(),
+            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+            "loop": {**{k: getattr(self, k) for k in ("log_lines", "history", "step", "best_f1", "best_state",
+                                                        "best_at", "bad_evals", "scorer", "train_sentences",
+                                                        "train_seconds")},
+                     "earlier_seconds": self.earlier_seconds + time.perf_counter() - self.started_at},
+        }
+
+    def save_checkpoint(self, epoch: int, stop: bool) -> None:
+        """The whole training state after ``epoch`` (``stop``: training is over but the model not yet saved),
+        written atomically."""
+        import torch
+
+        if self.checkpoint is None:
+            return
+        tmp = self.checkpoint.with_name(self.checkpoint.name + ".tmp")
+        torch.save({**self._state(), "epoch": epoch, "stop": stop}, tmp)
+        os.replace(tmp, self.checkpoint)
+
+    def resume(self) -> tuple[int, bool]:
+        """Restore the state of this run's checkpoint, if there is one of the same task, options and data.
+        Returns the last finished epoch (0 for a fresh run) and whether training was over."""
+        import numpy as np
+        import torch
+
+        if self.checkpoint is None or not self.checkpoint.exists():
+            return 0, False
+        try:
+            state = torch.load(self.checkpoint, map_location="cpu", weights_only=False)
+        except Exception as err:  # a torn or foreign file: start over, say so
+            log.warning("ignoring unreadable training checkpoint %s (%s); starting over", self.checkpoint, err)
+            return 0, False
+        if state.get("format") != CHECKPOINT_FORMAT or state.get("fingerprint") != self.fingerprint:
+            log.warning("ignoring training checkpoint %s: it was written for other options or data; starting over",
+                        self.checkpoint)
+            return 0, False
+        self.student.module.load_state_dict(state["module"])
+        self.optim.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"]["torch"])
+        np.random.set_state(state["rng"]["numpy"])
+        random.setstate(state["rng"]["python"])
+        for k, v in state["loop"].items():
+            setattr(self, k, v)
+        if self.acc.is_main_process:
+            self.log_path.write_text("".join(line + "\n" for line in self.log_lines), encoding="utf-8")
+        log.info("resuming training from checkpoint %s after epoch %d (step %d)", self.checkpoint, state["epoch"],
+                 self.step)
+        self.record({"event": "resumed", "after_epoch": state["epoch"], "step": self.step})
+        return int(state["epoch"]), bool(state["stop"])
 
     def _epoch(self, epoch: int, feats: Sequence[Any]) -> bool:
         """Train one epoch and log it; True when training must stop (``max_steps``, or patience exhausted
