@@ -504,7 +504,9 @@ class Reproduction:
             self._log(f"compress {len(teachers)} student(s) on {len(texts):,} texts → {model_dir}")
             stage.start()
             compress_student(teachers, texts, model_dir, cfg, provenance={"transfer": counts})
-            stage.finish({**counts, "for": f"{self.cfg.name}/{fold_dir.name}"})
+            earlier = json.loads((model_dir / "compress.json").read_text(encoding="utf-8")).get(
+                "earlier_attempts_seconds") or 0.0  # an interrupted compression it resumed
+            stage.finish({**counts, "for": f"{self.cfg.name}/{fold_dir.name}"}, earlier_seconds=earlier)
         else:
             self._log(f"reuse compressed model {model_dir}")
         folder = fold_dir / COMPRESSED

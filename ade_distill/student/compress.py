@@ -520,6 +520,10 @@ class _Run:
     history: list[dict[str, Any]] = field(default_factory=list)
     step: int = 0
     cache: list[_TextTargets] | None = None
+    checkpoint: Path | None = None  # where to checkpoint every epoch (see ade_distill.student.checkpoint)
+    fingerprint: str = ""
+    earlier_seconds: float = 0.0  # wall seconds of interrupted attempts up to their last checkpoint
+    started_at: float = field(default_factory=time.perf_counter)
 
     def precompute(self) -> None:
         """Without feature losses the teachers' targets do not change between epochs (teachers in eval mode):
@@ -547,7 +551,7 @@ class _Run:
         cfg = self.cfg
         if not self._features:
             self.precompute()
-        for epoch in range(1, cfg.epochs + 1):
+        for epoch in range(self.resume() + 1, cfg.epochs + 1):
             batches = length_grouped_batches([len(e) for e in self.sencs], cfg.batch_size,
                                              seed=cfg.seed * 1000 + epoch)
             t0, sums = time.perf_counter(), dict.fromkeys((*LOSSES, "loss"), 0.0)
@@ -562,6 +566,39 @@ class _Run:
                      **{k: v / max(1, len(batches)) for k, v in sums.items()}}
             self.history.append(entry)
             log.info("compress epoch %d: %s", epoch, entry)
+            self.save_checkpoint(epoch)
+
+    def save_checkpoint(self, epoch: int) -> None:
+        """The compression state after ``epoch``: the student with its projections, optimizer, schedule, random
+        generators, step and history."""
+        from ade_distill.student import checkpoint
+
+        if self.checkpoint is not None:
+            checkpoint.save(self.checkpoint, {
+                "fingerprint": self.fingerprint, "module": self.model.state_dict(),
+                "optimizer": self.optim.state_dict(), "scheduler": self.sched.state_dict(),
+                "rng": checkpoint.rng_state(), "epoch": epoch,
+                "loop": {"step": self.step, "history": self.history,
+                         "earlier_seconds": self.earlier_seconds + time.perf_counter() - self.started_at}},
+                "compression")
+
+    def resume(self) -> int:
+        """Restore this run's checkpoint (same options, transfer texts, teachers and initial student), if any;
+        returns the last finished epoch (0 for a fresh run)."""
+        from ade_distill.student import checkpoint
+
+        state = checkpoint.load(self.checkpoint, self.fingerprint, "compression")
+        if state is None:
+            return 0
+        self.model.load_state_dict(state["module"])
+        self.optim.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        checkpoint.restore_rng(state["rng"])
+        self.step, self.history = state["loop"]["step"], state["loop"]["history"]
+        self.earlier_seconds = state["loop"]["earlier_seconds"]
+        log.info("resuming compression from checkpoint %s after epoch %d (step %d)", self.checkpoint,
+                 state["epoch"], self.step)
+        return int(state["epoch"])
 
     def _step(self, idx: list[int]) -> dict[str, float]:
         import torch
@@ -651,15 +688,19 @@ def stage1_kl(student: Any, teachers: Sequence[Any], texts: Sequence[str], batch
 
 
 def compress_student(teachers: Sequence[str | Path], texts: Sequence[str], out: str | Path,
-                     cfg: CompressConfig | None = None, *, provenance: dict[str, Any] | None = None) -> Path:
+                     cfg: CompressConfig | None = None, *, provenance: dict[str, Any] | None = None,
+                     resume: bool = True) -> Path:
     """Distil the teacher folder(s) into a new student on the transfer ``texts`` and save it to ``out`` (see the
     module docstring). The steps: load the teachers, build (and cut) the student, encode and align the transfer
-    set, measure the stage-1 KL, train, measure again, save. Returns the folder.
+    set, measure the stage-1 KL, train, measure again, save. Returns the folder. With ``resume`` every epoch is
+    checkpointed and a killed run of the same options, texts, teachers and student continues after its last
+    finished epoch (:mod:`ade_distill.student.checkpoint`).
 
     Raises:
         ConfigError: no teacher or text, a pairwise teacher, teachers of different tasks, layers out of range,
             or an attention loss across different tokenizers.
     """
+    from ade_distill.student import checkpoint
     from ade_distill.student.train import _new_student, _torch_settings
 
     cfg = cfg or CompressConfig()
@@ -674,6 +715,11 @@ def compress_student(teachers: Sequence[str | Path], texts: Sequence[str], out: 
         student = _new_student(models[0].task, tcfg)
         kept = keep_layers(student.module.encoder, cfg.layers)
         run = _start(student, models, texts, cfg, tcfg, identical)
+        if resume:
+            run.checkpoint = checkpoint.path_for(Path(out))
+            run.fingerprint = checkpoint.fingerprint(
+                [cfg.model_dump_json(), student.device.type, checkpoint.tokenizer_spec(student.tokenizer)],
+                [("texts", texts)], [run.model, *(m.module for m in models)])
         check = texts[: cfg.check_texts]
         before = stage1_kl(student, models, check) if check else None
         t0 = time.perf_counter()
@@ -683,8 +729,13 @@ def compress_student(teachers: Sequence[str | Path], texts: Sequence[str], out: 
                    "teacher_targets_computed_once": run.cache is not None,
                    "alignment": run.alignment, "transfer_texts": len(texts), "config": cfg.model_dump(),
                    "stage1_kl_before": before, "stage1_kl_after": after, "check_texts": len(check),
-                   "seconds": round(time.perf_counter() - t0, 1), "history": run.history, **(provenance or {})}
-        return _save(student, summary, Path(out))
+                   "seconds": round(time.perf_counter() - t0 + run.earlier_seconds, 1),
+                   "earlier_attempts_seconds": round(run.earlier_seconds, 1), "history": run.history,
+                   **(provenance or {})}
+        folder = _save(student, summary, Path(out))
+        if run.checkpoint is not None:
+            run.checkpoint.unlink(missing_ok=True)
+        return folder
 
 
 def _student_tokenizer(encoder: str) -> Any:

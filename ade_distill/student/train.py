@@ -39,11 +39,9 @@ model folder is saved; it holds the weights three times and the optimizer state 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
-import os
 import random
 import resource
 import time
@@ -248,6 +246,8 @@ def train_student(
     Raises:
         ConfigError: invalid options or no usable training example.
     """
+    from ade_distill.student import checkpoint
+
     out_dir = Path(out_dir)
     train, dev = _train_and_dev(train, dev, config)
     with _torch_settings(config):
@@ -258,7 +258,7 @@ def train_student(
         plan = _EpochPlan.of(feats, config, acc.num_processes, acc.process_index)
         run = _TrainingRun.start(student, config, dev, acc, plan, out_dir)
         if resume and acc.num_processes == 1:
-            run.checkpoint = _checkpoint_path(out_dir)
+            run.checkpoint = checkpoint.path_for(out_dir)
             run.fingerprint = _run_fingerprint(task, train, dev, config, student, acc.device.type)
         epochs_run = run.fit(feats)
         calibration = run.finish()
@@ -285,34 +285,17 @@ def train_student(
         return out_dir
 
 
-CHECKPOINT_FORMAT = 1
-
-
-def _checkpoint_path(out_dir: Path) -> Path:
-    """Where the epoch checkpoint of a training run writing ``out_dir`` lives (beside it, hidden)."""
-    return out_dir.parent / f".{out_dir.name}.checkpoint.pt"
-
-
 def _run_fingerprint(task: TaskSpec, train: Sequence[Example], dev: Sequence[Example] | None,
                      config: TrainConfig, student: Any, device: str) -> str:
     """What a checkpoint must match to be resumed: the task, the training options, every training and dev record,
     the tokenizer, the student's initial weights (the encoder as loaded and the seeded new layers) and the device
     type. Computed before the first step."""
-    import torch
+    from ade_distill.student import checkpoint
 
-    h = hashlib.sha256()
-    tok = getattr(student.tokenizer, "backend_tokenizer", None)
-    for part in (task.model_dump_json(), config.model_dump_json(), device,
-                 tok.to_str() if tok is not None else repr(student.tokenizer)):
-        h.update(part.encode("utf-8") + b"\0")
-    for name, exs in (("train", train), ("dev", dev or ())):
-        h.update(name.encode("utf-8") + b"\0")
-        for e in exs:
-            h.update(e.model_dump_json().encode("utf-8") + b"\n")
-    for name, tensor in student.module.state_dict().items():
-        h.update(name.encode("utf-8") + b"\0")
-        h.update(tensor.detach().to("cpu").contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
+    return checkpoint.fingerprint(
+        [task.model_dump_json(), config.model_dump_json(), device, checkpoint.tokenizer_spec(student.tokenizer)],
+        [(name, (e.model_dump_json() for e in exs)) for name, exs in (("train", train), ("dev", dev or ()))],
+        [student.module])
 
 
 def _train_and_dev(
@@ -574,75 +557,32 @@ class _TrainingRun:
             self.evaluate(epoch)
         return epoch
 
-    def _state(self) -> dict[str, Any]:
-        import numpy as np
-        import torch
-
-        from ade_distill.provenance import source_hash
-
-        return {
-            "format": CHECKPOINT_FORMAT, "fingerprint": self.fingerprint, "source": source_hash(),
-            "module": self.student.module.state_dict(), "optimizer": self.optim.state_dict(),
-            "scheduler": self.sched.state_dict(),
-            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
-                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
-            "loop": {**{k: getattr(self, k) for k in ("log_lines", "history", "step", "best_f1", "best_state",
-                                                        "best_at", "bad_evals", "scorer", "train_sentences",
-                                                        "train_seconds")},
-                     "earlier_seconds": self.earlier_seconds + time.perf_counter() - self.started_at},
-        }
-
     def save_checkpoint(self, epoch: int, stop: bool) -> None:
-        """The whole training state after ``epoch`` (``stop``: training is over but the model not yet saved),
-        written atomically."""
-        import torch
-
-        from ade_distill.records import temp_path
+        """The whole training state after ``epoch`` (``stop``: training is over but the model not yet saved)."""
+        from ade_distill.student import checkpoint
 
         if self.checkpoint is None:
             return
-        tmp = temp_path(self.checkpoint)
-        try:
-            with tmp.open("wb") as fh:
-                torch.save({**self._state(), "epoch": epoch, "stop": stop}, fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.checkpoint)
-        except OSError as err:  # a full disk, say: the training goes on without this checkpoint
-            tmp.unlink(missing_ok=True)
-            log.warning("could not write the training checkpoint %s after epoch %d (%s); training continues, "
-                        "but a kill now restarts from the last checkpoint written", self.checkpoint, epoch, err)
+        loop = {k: getattr(self, k) for k in ("log_lines", "history", "step", "best_f1", "best_state", "best_at",
+                                              "bad_evals", "scorer", "train_sentences", "train_seconds")}
+        loop["earlier_seconds"] = self.earlier_seconds + time.perf_counter() - self.started_at
+        checkpoint.save(self.checkpoint, {
+            "fingerprint": self.fingerprint, "module": self.student.module.state_dict(),
+            "optimizer": self.optim.state_dict(), "scheduler": self.sched.state_dict(), "rng": checkpoint.rng_state(),
+            "loop": loop, "epoch": epoch, "stop": stop}, "training")
 
     def resume(self) -> tuple[int, bool]:
-        """Restore the state of this run's checkpoint, if there is one of the same task, options and data.
-        Returns the last finished epoch (0 for a fresh run) and whether training was over."""
-        import numpy as np
-        import torch
+        """Restore the state of this run's checkpoint, if there is one of the same task, options, data and initial
+        weights. Returns the last finished epoch (0 for a fresh run) and whether training was over."""
+        from ade_distill.student import checkpoint
 
-        if self.checkpoint is None or not self.checkpoint.exists():
+        state = checkpoint.load(self.checkpoint, self.fingerprint, "training")
+        if state is None:
             return 0, False
-        try:
-            state = torch.load(self.checkpoint, map_location="cpu", weights_only=False)
-        except Exception as err:  # a torn or foreign file: start over, say so
-            log.warning("ignoring unreadable training checkpoint %s (%s); starting over", self.checkpoint, err)
-            return 0, False
-        if state.get("format") != CHECKPOINT_FORMAT or state.get("fingerprint") != self.fingerprint:
-            log.warning("ignoring training checkpoint %s: it was written for other options or data; starting over",
-                        self.checkpoint)
-            return 0, False
-        from ade_distill.provenance import source_hash
-
-        if state.get("source") != source_hash():
-            log.warning("training checkpoint %s was written by other ade-distill code (source %s, now %s); resuming "
-                        "it as it is — delete it to start over", self.checkpoint, state.get("source"), source_hash())
         self.student.module.load_state_dict(state["module"])
         self.optim.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng"]["torch"])
-        if state["rng"].get("cuda") is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-        np.random.set_state(state["rng"]["numpy"])
-        random.setstate(state["rng"]["python"])
+        checkpoint.restore_rng(state["rng"])
         for k, v in state["loop"].items():
             setattr(self, k, v)
         if self.acc.is_main_process:

@@ -192,3 +192,42 @@ def test_teacher_targets_cached_per_text_equal_those_of_any_batch(trained_dir: P
         a, b = getattr(joined, name), getattr(direct, name)
         assert a.shape == b.shape, name
         assert torch.allclose(a.float(), b.float(), atol=1e-4), name
+
+
+def test_a_killed_compression_resumes_to_the_same_student(trained_dir: Path, transfer: list[str], tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Killed in its second epoch, compression continues from the first epoch's checkpoint and saves the student
+    the uninterrupted run saves (dropout on: the random generators must continue too)."""
+    import torch
+    from safetensors.torch import load_file
+
+    from ade_distill.student import compress as compress_mod
+
+    cfg = CompressConfig.build(**{**FAST, "epochs": 2, "check_texts": 0}, hidden_weight=1.0, dropout=0.1)
+    whole = compress_student([trained_dir], transfer, tmp_path / "whole", cfg)
+
+    out = tmp_path / "resumed"
+    real = compress_mod._Run._step
+    calls = {"n": 0}
+    steps_per_epoch = -(-len(transfer) // cfg.batch_size)
+
+    def step(self, idx):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] > steps_per_epoch:  # the second epoch's first step: the process dies
+            raise KeyboardInterrupt
+        return real(self, idx)
+
+    with monkeypatch.context() as m:
+        m.setattr(compress_mod._Run, "_step", step)
+        with pytest.raises(KeyboardInterrupt):
+            compress_student([trained_dir], transfer, out, cfg)
+    ckpt = out.parent / f".{out.name}.checkpoint.pt"
+    assert ckpt.is_file() and not out.exists()
+    resumed = compress_student([trained_dir], transfer, out, cfg)
+    assert not ckpt.exists()
+    a, b = load_file(str(whole / "model.safetensors")), load_file(str(resumed / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    sa, sb = _summary(whole), _summary(resumed)
+    assert [{k: v for k, v in h.items() if k != "seconds"} for h in sa["history"]] == \
+        [{k: v for k, v in h.items() if k != "seconds"} for h in sb["history"]]
+    assert sb["earlier_attempts_seconds"] > 0 == sa["earlier_attempts_seconds"]
