@@ -146,7 +146,9 @@ def test_a_filter_shows_exactly_the_sentences_with_that_error(page, report: dict
     assert page.locator(".card").count() == 40
     assert set(_card_ids(page)) <= set(expected)
     page.click("#more")
-    assert page.locator(".card").count() == 80
+    shown = page.locator(".card").count()  # the click adds a page; the end of the list then in view may add more
+    assert shown >= 80 and (shown % 40 == 0 or shown == len(expected)), shown
+    assert set(_card_ids(page)) <= set(expected)
     # an entity-level category through the level menu
     expected = _sentences_with(report, "supervised", "entity", "label")
     page.select_option("#f-level", "entity")
