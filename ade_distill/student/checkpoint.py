@@ -33,6 +33,8 @@ def path_for(out_dir: Path) -> Path:
 def fingerprint(parts: Sequence[str], lines: Sequence[tuple[str, Iterable[str]]], modules: Sequence[Any]) -> str:
     """SHA-256 over ``parts`` (options, device, tokenizer...), named groups of ``lines`` (serialized records or
     texts) and the current weights of ``modules``."""
+    import torch
+
     h = hashlib.sha256()
     for part in parts:
         h.update(part.encode("utf-8") + b"\0")
@@ -43,7 +45,7 @@ def fingerprint(parts: Sequence[str], lines: Sequence[tuple[str, Iterable[str]]]
     for module in modules:
         for name, tensor in module.state_dict().items():
             h.update(name.encode("utf-8") + b"\0")
-            h.update(tensor.detach().to("cpu").contiguous().view(-1).view(_uint8()).numpy().tobytes())
+            h.update(tensor.detach().to("cpu").contiguous().view(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
 
 
@@ -114,12 +116,6 @@ def load(path: Path | None, expected: str, what: str) -> dict[str, Any] | None:
         log.warning("%s checkpoint %s was written by other ade-distill code (source %s, now %s); resuming it as it "
                     "is — delete it to start over", what, path, state.get("source"), source_hash())
     return state
-
-
-def _uint8() -> Any:
-    import torch
-
-    return torch.uint8
 
 
 __all__ = ["FORMAT", "fingerprint", "load", "path_for", "restore_rng", "rng_state", "save", "tokenizer_spec"]
