@@ -1,5 +1,5 @@
 """How many BC5CDR CID relations have a mention pair inside one sentence window of the student (the number quoted
-in configs/cdr_gpt4_replay.yaml).
+in configs/cdr_tagger.yaml).
 
     python scripts/cdr_window_coverage.py [--max-length 256] [--split test]
 """

@@ -1,4 +1,4 @@
-"""The BC5CDR split script trains with the student options of configs/cdr_pair.yaml: the standard-split row and
+"""The BC5CDR split script trains with the student options of configs/cdr_gpt4_replay.yaml: the standard-split row and
 the dev-split probes stay comparable with the cross-validated comparison when that config changes."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def _script_options(path: Path) -> dict[str, str | bool]:
 
 
 def _config_options() -> dict[str, str | bool]:
-    cfg = yaml.safe_load((ROOT / "configs" / "cdr_pair.yaml").read_text(encoding="utf-8"))
+    cfg = yaml.safe_load((ROOT / "configs" / "cdr_gpt4_replay.yaml").read_text(encoding="utf-8"))
     student = {k: v for k, v in cfg["student"].items() if k != "architecture"}
     student.setdefault("seed", 13)
     student["dev_fraction"] = cfg["dev_fraction"]
@@ -44,9 +44,9 @@ def _same(a: str | bool, b: str | bool) -> bool:
         return a == b
 
 
-def test_script_options_equal_the_cdr_pair_config() -> None:
+def test_script_options_equal_the_cdr_config() -> None:
     script = "cdr_split.sh"
     got, want = _script_options(ROOT / "scripts" / script), _config_options()
-    assert set(got) == set(want), f"{script}: options {sorted(got)} vs configs/cdr_pair.yaml {sorted(want)}"
+    assert set(got) == set(want), f"{script}: options {sorted(got)} vs configs/cdr_gpt4_replay.yaml {sorted(want)}"
     differ = {k: (got[k], want[k]) for k in want if not _same(got[k], want[k])}
-    assert not differ, f"{script} differs from configs/cdr_pair.yaml: {differ}"
+    assert not differ, f"{script} differs from configs/cdr_gpt4_replay.yaml: {differ}"

@@ -74,7 +74,7 @@ def test_what_compression_cannot_do_is_refused_before_training(tmp_path: Path) -
     with pytest.raises(ConfigError, match="compress.unlabeled: .*nowhere.jsonl not found"):
         _rep(tmp_path, compress={"options": {}, "unlabeled": str(tmp_path / "nowhere.jsonl")})
     with pytest.raises(ConfigError, match="must be drug_conditioned"):
-        _rep(tmp_path, "configs/cdr_pair.yaml", compress={"options": {}})
+        _rep(tmp_path, "configs/cdr_gpt4_replay.yaml", compress={"options": {}})
 
 
 def test_ablation_refuses_a_compressed_row_of_a_run_without_compression(tmp_path: Path) -> None:

@@ -167,17 +167,19 @@ def test_ade_keeps_the_drug_conditioned_default() -> None:
 
 
 def test_the_task_hint_leaves_committed_cdr_results_valid(tmp_path: Path) -> None:
-    """student_architecture in cdr.yaml stays out of stage keys: the committed cdr_gpt4_replay folds still match."""
+    """student_architecture in cdr.yaml stays out of stage keys: the committed tagger folds (reports/cdr_tagger, made
+    under the name cdr_gpt4_replay before configs/cdr_tagger.yaml was renamed) still match their config."""
     from ade_distill.experiments.config import load_config
     from ade_distill.experiments.reproduce import Reproduction, RunOptions
 
     root = Path(__file__).resolve().parents[2]
-    marker = root / "reports" / "cdr_gpt4_replay" / "folds" / "fold0" / "result" / "stage.json"
+    marker = root / "reports" / "cdr_tagger" / "folds" / "fold0" / "result" / "stage.json"
     want = json.loads(marker.read_text(encoding="utf-8"))["key"]
-    cfg = load_config(root / "configs" / "cdr_gpt4_replay.yaml", overrides={"runs_dir": str(tmp_path)})
+    overrides = {"runs_dir": str(tmp_path), "name": "cdr_gpt4_replay"}
+    cfg = load_config(root / "configs" / "cdr_tagger.yaml", overrides=overrides)
     rep = Reproduction(cfg, RunOptions(progress=False))
     assert rep.result_key(rep.make_folds(), "fold", 0) == want
-    pair = load_config(root / "configs" / "cdr_pair.yaml", overrides={"runs_dir": str(tmp_path)})
+    pair = load_config(root / "configs" / "cdr_gpt4_replay.yaml", overrides={"runs_dir": str(tmp_path)})
     assert Reproduction(pair, RunOptions(progress=False)).train_config.architecture == "pair_classifier"
 
 
