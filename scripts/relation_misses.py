@@ -21,41 +21,34 @@ import argparse
 from collections import Counter
 from pathlib import Path
 
-from ade_distill.records import Example, read_examples
+from ade_distill.evaluation.matching import spans_overlap
+from ade_distill.records import Example, Span, read_examples
 
 BUCKETS = ("exact", "boundary", "other mention", "tail found, head not linked", "head found, tail not linked",
            "no relation in the sentence", "other miss")
-Pair = tuple[tuple[int, int], tuple[int, int], str, str]
+Pair = tuple[Span, Span, str, str]
 
 
 def grounded_pairs(ex: Example) -> list[Pair]:
-    """(head offsets, tail offsets, head text, tail text) of every relation whose two spans have offsets."""
+    """(head span, tail span, head text, tail text) of every relation whose two spans have offsets."""
     spans = ex.span_by_id()
-    out: list[Pair] = []
-    for r in ex.relations:
-        h, t = spans[r.head], spans[r.tail]
-        if h.start is None or t.start is None or h.end is None or t.end is None:
-            continue
-        out.append(((h.start, h.end), (t.start, t.end), ex.text[h.start:h.end].lower(), ex.text[t.start:t.end].lower()))
-    return out
-
-
-def _overlap(a: tuple[int, int], b: tuple[int, int]) -> bool:
-    return a[0] < b[1] and b[0] < a[1]
+    pairs = [(spans[r.head], spans[r.tail]) for r in ex.relations]
+    return [(h, t, ex.text[h.start:h.end].lower(), ex.text[t.start:t.end].lower())
+            for h, t in pairs if h.grounded and t.grounded]
 
 
 def bucket(g: Pair, pred: list[Pair]) -> str:
     """The bucket of one gold relation given the predicted relations of its sentence."""
     head, tail, head_text, tail_text = g
-    if any(head == ph and tail == pt for ph, pt, _, _ in pred):
+    if any((head.start, head.end, tail.start, tail.end) == (ph.start, ph.end, pt.start, pt.end) for ph, pt, _, _ in pred):
         return "exact"
-    if any(_overlap(head, ph) and _overlap(tail, pt) for ph, pt, _, _ in pred):
+    if any(spans_overlap(head, ph) and spans_overlap(tail, pt) for ph, pt, _, _ in pred):
         return "boundary"
     if any((head_text, tail_text) == (x, y) for _, _, x, y in pred):
         return "other mention"
-    if any(_overlap(tail, pt) for _, pt, _, _ in pred):
+    if any(spans_overlap(tail, pt) for _, pt, _, _ in pred):
         return "tail found, head not linked"
-    if any(_overlap(head, ph) for ph, _, _, _ in pred):
+    if any(spans_overlap(head, ph) for ph, _, _, _ in pred):
         return "head found, tail not linked"
     return "no relation in the sentence" if not pred else "other miss"
 
