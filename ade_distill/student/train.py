@@ -87,7 +87,8 @@ class TrainConfig(BaseModel):
     weight_decay: float = Field(default=0.01, ge=0.0, lt=1.0)
     grad_clip: float | None = Field(default=1.0, gt=0.0)
     dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
-    patience: int = Field(default=2, ge=0, description="Dev evaluations without improvement before stopping.")
+    patience: int = Field(default=2, ge=0, description="Dev evaluations in a row without improvement that are tolerated; "
+                          "training stops at the next one.")
     eval_every: int | None = Field(default=None, ge=1, description="Also evaluate every N steps (else per epoch).")
     min_confidence: float = Field(default=0.0, ge=0.0, le=1.0, description="Drop silver spans/relations below.")
     confidence_weighting: bool = False
