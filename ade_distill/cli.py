@@ -23,6 +23,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ade_distill.cli_options import InputFormatOpt, LabelMapOpt
@@ -191,7 +192,7 @@ def data_export(
     report = write_records(out, examples, fmt, options=label_map)
     console.print(f"wrote {report.records:,} examples of {corpus} to {out} ({report.fmt})", highlight=False)
     if report.issues:
-        err_console.print(f"[yellow]warning:[/yellow] {report.summary()}", highlight=False, soft_wrap=True)
+        err_console.print(f"[yellow]warning:[/yellow] {escape(report.summary())}", highlight=False, soft_wrap=True)
 
 
 @data_app.command("download")
@@ -238,5 +239,5 @@ def main() -> None:
     try:
         app()
     except AdeDistillError as err:
-        err_console.print(f"[bold red]error:[/bold red] {err}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/bold red] {escape(str(err))}", highlight=False, soft_wrap=True)
         sys.exit(2)

@@ -262,8 +262,10 @@ class Reproduction:
 
     # -- helpers ---------------------------------------------------------------------------------------------
     def _log(self, msg: str) -> None:
+        from rich.markup import escape
+
         elapsed = (time.time() - self.t0) / 60
-        self.console.print(f"[dim]{elapsed:6.1f} min[/dim] {msg}")
+        self.console.print(f"[dim]{elapsed:6.1f} min[/dim] {escape(msg)}")
 
     def out_of_time(self) -> bool:
         m = self.opts.max_minutes

@@ -384,7 +384,11 @@ def predict_pairs(student: StudentExtractor, examples: Sequence[Example], batch_
                                        for ex, k in zip(examples, keep, strict=True)],
                                 student.tokenizer, cfg.max_length, with_targets=False)
     no_entities = sum(1 for ex, f in zip(examples, feats, strict=True) if not f.pairs and ex.text)
-    if no_entities:
+    if examples and not any(keep):
+        log.warning("none of the %d input texts carries %s or %s mentions: pair_classifier only classifies pairs "
+                    "of the entity mentions given with the input (gold, or from an entity tagger), so it predicts "
+                    "nothing here; for raw text use the drug_conditioned student", len(examples), *labels)
+    elif no_entities:
         log.info("%d of %d texts have no candidate (head, tail) entity pair among their given mentions; "
                  "pair_classifier predicts relations between the entity mentions given with the input",
                  no_entities, len(examples))

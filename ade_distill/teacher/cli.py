@@ -127,6 +127,7 @@ def register(app: typer.Typer) -> None:
         Exit code 1 when records failed (status ``error`` or ``expired``, retried by a rerun); 2 for bad options
         or input."""
         from rich.console import Console
+        from rich.markup import escape
 
         from ade_distill.data.formats import read_records
         from ade_distill.tasks.spec import load_task
@@ -180,5 +181,5 @@ def register(app: typer.Typer) -> None:
             summary_json.write_text(json.dumps(summary.to_dict(), indent=2) + "\n", encoding="utf-8")
         failure = _failure_line(summary)
         if failure is not None:
-            Console(stderr=True).print(f"[bold red]error:[/bold red] {failure}", highlight=False, soft_wrap=True)
+            Console(stderr=True).print(f"[bold red]error:[/bold red] {escape(failure)}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=1)

@@ -227,6 +227,24 @@ def test_a_pair_structure_student_saves_loads_and_predicts_the_same(tmp_path: Pa
         StudentConfig(architecture="drug_conditioned", encoder="minilm", pair_structure=True)
 
 
+def test_raw_text_without_mentions_warns_that_the_pair_classifier_needs_them(caplog) -> None:
+    from ade_distill.student.config import StudentConfig
+    from ade_distill.student.model import StudentExtractor
+
+    task = load_task("cdr")
+    cfg = StudentConfig(architecture="pair_classifier", encoder="minilm", max_length=32, relation_threshold=0.1)
+    student = StudentExtractor.from_encoder(task, cfg, seed=3)
+    raw = Example(id="raw", text=TEXT)
+    with caplog.at_level("WARNING", logger="ade_distill"):
+        out = student.predict([raw])
+    assert out[0].relations == ()
+    assert "CHEMICAL or DISEASE mentions" in caplog.text and "drug_conditioned" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="ade_distill"):
+        assert student.predict([_doc().model_copy(update={"relations": ()}), raw])[0].relations
+    assert "drug_conditioned" not in caplog.text  # one text with mentions: no warning
+
+
 def test_features_line_up_structure_with_the_mentions_used(tokenizer) -> None:
     """A span of another label and one without offsets come first: the mentions used skip them, and each pair's
     structure features are those of its own mentions' sentences."""
