@@ -128,8 +128,8 @@ def test_cli_trains_predicts_and_scores_concept_pairs(cdr_docs: list[Example], t
     train, test = cdr_docs[:20], cdr_docs[20:]
     write_examples(tmp_path / "train.jsonl", train)
     write_examples(tmp_path / "test.jsonl", test)
-    # a new task is a YAML file: BC5CDR's, naming the pair classifier as its student (cdr.yaml keeps the tagger
-    # until the pair classifier is measured on the 5-fold protocol)
+    # a new task is a YAML file: BC5CDR's, naming the pair classifier as its student (cdr.yaml keeps the tagger,
+    # which needs no given mentions)
     task_yaml = tmp_path / "cdr_pairs.yaml"
     task_yaml.write_text(load_task("cdr").model_copy(update={"student_architecture": "pair_classifier"}).to_yaml(),
                          encoding="utf-8")
@@ -163,7 +163,8 @@ def test_ade_keeps_the_drug_conditioned_default() -> None:
     assert load_task("ade").student_architecture is None
     assert "student_architecture" not in load_task("ade").model_dump()  # stage keys of ADE runs unchanged
     assert TrainConfig().architecture == "drug_conditioned"
-    assert load_task("cdr").student_architecture is None  # until the pair classifier is measured on CDR
+    # the pair classifier needs given entity mentions, so the task that also serves raw abstracts keeps the tagger
+    assert load_task("cdr").student_architecture is None
 
 
 def test_the_task_hint_leaves_committed_cdr_results_valid(tmp_path: Path) -> None:
