@@ -56,3 +56,25 @@ def test_committed_beat_the_teacher_2_rebuilds_from_committed_fold_results(tmp_p
     done = [row for row in committed["rows"] if row.get("scores")]
     assert len(done) >= 9
     assert [row.get("scores") for row in rebuilt["rows"]] == [row.get("scores") for row in committed["rows"]]
+
+
+@pytest.mark.slow
+def test_committed_cdr_report_rebuilds_from_committed_fold_results(tmp_path: Path) -> None:
+    """Issue 19's must-show: the BC5CDR pair-classifier report (pooled scores, CIs, paired tests) comes back exactly
+    from the five fold results committed under reports/cdr_gpt4_replay/folds, on an empty stage cache as on a clean
+    clone. A fold whose committed result no longer matches its config would retrain: --max-minutes 1 and the timeout
+    make that a failure, not a 40-minute training."""
+    import shutil
+
+    report = tmp_path / "report"
+    shutil.copytree(ROOT / "reports" / "cdr_gpt4_replay" / "folds", report / "folds")
+    r = subprocess.run(["python", "-m", "ade_distill", "reproduce", "configs/cdr_gpt4_replay.yaml",
+                        "--reuse-reported-folds", "--runs-dir", str(tmp_path / "runs"), "--report-dir", str(report),
+                        "--max-minutes", "1", "--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "reusing 5 fold result(s)" in r.stderr
+    rebuilt = json.loads((report / "results.json").read_text(encoding="utf-8"))
+    committed = json.loads((ROOT / "reports" / "cdr_gpt4_replay" / "results.json").read_text(encoding="utf-8"))
+    assert rebuilt["folds_done"] == committed["folds_done"] == [0, 1, 2, 3, 4]
+    assert rebuilt["pooled"] == committed["pooled"]
+    assert rebuilt["config"]["student"]["architecture"] == "pair_classifier"
