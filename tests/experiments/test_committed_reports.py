@@ -65,10 +65,11 @@ def test_committed_cdr_report_rebuilds_from_committed_fold_results(tmp_path: Pat
     clone. A fold whose committed result no longer matches its config would retrain: --max-minutes 1 and the timeout
     make that a failure, not a 40-minute training."""
     import shutil
+    import sys
 
     report = tmp_path / "report"
     shutil.copytree(ROOT / "reports" / "cdr_gpt4_replay" / "folds", report / "folds")
-    r = subprocess.run(["python", "-m", "ade_distill", "reproduce", "configs/cdr_gpt4_replay.yaml",
+    r = subprocess.run([sys.executable, "-m", "ade_distill", "reproduce", "configs/cdr_gpt4_replay.yaml",
                         "--reuse-reported-folds", "--runs-dir", str(tmp_path / "runs"), "--report-dir", str(report),
                         "--max-minutes", "1", "--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
