@@ -28,6 +28,7 @@ for k in "$@"; do
   partial="runs/$name/report-partial-$k"
   echo "fold $k: started $(date -u +%H:%M:%S)"
   if "$PY" -m ade_distill reproduce "$config" --only-fold "$k" --report-dir "$partial" --quiet; then
+    rm -rf "$dest"  # a half-copied folder from an interrupted copy would nest the new one inside it
     mkdir -p "$(dirname "$dest")"
     cp -r "$partial/folds/fold$k/result" "$dest"
     echo "fold $k: done $(date -u +%H:%M:%S) -> $dest (commit it: git add -f $dest)"
