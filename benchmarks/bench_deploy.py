@@ -1,7 +1,7 @@
 """Deployment variants of a student on the same 2,000 ADE-corpus sentences, in one run: the Hugging Face
-`pipeline` baseline, the torch student, its ONNX export (fp32), the int8 ONNX model, a 3-model ensemble and any
-further student folders (e.g. compressed students) — sentences/s, ratio to the baseline, peak memory, parameters,
-and relation F1 retention against the fp32 torch student.
+`pipeline` baseline, the torch student (fp32 and bf16 autocast), its ONNX export (fp32), the int8 ONNX model, a
+3-model ensemble and any further student folders (e.g. compressed students) — sentences/s, ratio to the baseline,
+peak memory, parameters, and relation F1 retention against the fp32 torch student.
 
     HF_HUB_OFFLINE=1 python benchmarks/bench_deploy.py --model runs/models/KEY \\
         --ensemble runs/models/K1 --ensemble runs/models/K2 --ensemble runs/models/K3 \\
@@ -76,7 +76,8 @@ def _row(args: argparse.Namespace) -> None:
         from ade_distill.student.ensemble import load_extractor
 
         runtime = "onnx" if kind.startswith("onnx") else "torch"
-        model = load_extractor(paths, runtime=runtime, quantize=kind == "onnx-int8")
+        model = load_extractor(paths, runtime=runtime, quantize=kind == "onnx-int8",
+                               precision="bf16" if kind == "torch-bf16" else "fp32")
         members = getattr(model, "members", [model])
         params = sum(_parameters(m) for m in members)
         model.predict(texts[:64], batch_size=args.batch_size)  # warm-up
@@ -195,6 +196,7 @@ def main() -> None:
           f"guard at --max-f1-loss {args.max_f1_loss}: {verdict} ({report['message']})")
 
     rows = [("student (torch fp32)", "torch", [str(model_dir)]),
+            ("student (torch bf16 autocast)", "torch-bf16", [str(model_dir)]),
             ("student (ONNX fp32)", "onnx", [str(export)]),
             ("student (ONNX int8)", "onnx-int8", [str(export)]),
             (f"ensemble of {len(ensemble)} (torch)", "torch", ensemble)]

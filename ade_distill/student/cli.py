@@ -145,6 +145,11 @@ def predict(
     runtime: Annotated[
         str, typer.Option("--runtime", help="torch, or onnx (the folder's export: ade-distill export-onnx).")
     ] = "torch",
+    precision: Annotated[
+        str, typer.Option("--precision", help="torch runtime: fp32, or bf16 (bfloat16 autocast: about 2x faster on "
+                          "CPUs with bf16 instructions and on GPUs; benchmarks/bench_deploy.py measures its "
+                          "agreement with fp32).")
+    ] = "fp32",
     engine: Annotated[
         str, typer.Option("--engine", help="single (this process, one file) or ray (a Ray Data actor pool: one "
                           "output file per input file plus manifest.json, resumable; RAY_ADDRESS for a cluster).")
@@ -175,7 +180,8 @@ def predict(
                               "ade-distill data export --label-map ...)")
         _predict_ray(model, input_path, out, workers=workers, threads=threads, gpus_per_worker=gpus_per_worker,
                      out_format=out_format, input_format=input_format, batch_size=batch_size, split=split,
-                     quantize=quantize, runtime=runtime, min_votes=min_votes, boundary=boundary)
+                     quantize=quantize, runtime=runtime, precision=precision, min_votes=min_votes,
+                     boundary=boundary)
         return
     if engine != "single":
         raise ConfigError(f"--engine must be single or ray, not {engine!r}")
@@ -186,7 +192,8 @@ def predict(
 
         torch.set_num_threads(threads)
     stats = predict_file(model, input_path, out, batch_size=batch_size, split=split, input_format=input_format,
-                         label_map=label_map, quantize=quantize, min_votes=min_votes, boundary=boundary, runtime=runtime)
+                         label_map=label_map, quantize=quantize, min_votes=min_votes, boundary=boundary, runtime=runtime,
+                         precision=precision)
     typer.echo(f"wrote {stats['documents']} records ({stats['spans']} spans, {stats['relations']} relations) "
                f"to {out} in {stats['seconds']}s")
 

@@ -61,13 +61,14 @@ class EnsembleExtractor:
 
     @classmethod
     def from_pretrained(cls, paths: Sequence[str | Path], *, min_votes: int | None = None, boundary: str = "exact",
-                        quantize: bool = False, runtime: str = "torch") -> EnsembleExtractor:
-        """Load every member folder (see :meth:`StudentExtractor.from_pretrained` for ``quantize`` and
-        ``runtime``)."""
+                        quantize: bool = False, runtime: str = "torch", precision: str = "fp32") -> EnsembleExtractor:
+        """Load every member folder (see :meth:`StudentExtractor.from_pretrained` for ``quantize``, ``runtime``
+        and ``precision``)."""
         if not paths:
             raise ConfigError("an ensemble needs at least one student folder")
         votes_needed(len(paths), min_votes, boundary)  # fail before loading any model
-        members = [StudentExtractor.from_pretrained(p, quantize=quantize, runtime=runtime) for p in paths]
+        members = [StudentExtractor.from_pretrained(p, quantize=quantize, runtime=runtime, precision=precision)
+                   for p in paths]
         return cls(members, min_votes=min_votes, boundary=boundary)
 
     def member_predictions(self, examples: Sequence[Example], batch_size: int = 64, *,
@@ -103,13 +104,14 @@ class EnsembleExtractor:
 
 
 def load_extractor(paths: Sequence[str | Path], *, min_votes: int | None = None, boundary: str = "exact",
-                   quantize: bool = False, runtime: str = "torch") -> StudentExtractor | EnsembleExtractor:
+                   quantize: bool = False, runtime: str = "torch",
+                   precision: str = "fp32") -> StudentExtractor | EnsembleExtractor:
     """One folder: the student itself (``min_votes`` must then be unset or 1); several: their ensemble."""
     if len(paths) == 1:
         votes_needed(1, min_votes, boundary)
-        return StudentExtractor.from_pretrained(paths[0], quantize=quantize, runtime=runtime)
+        return StudentExtractor.from_pretrained(paths[0], quantize=quantize, runtime=runtime, precision=precision)
     return EnsembleExtractor.from_pretrained(paths, min_votes=min_votes, boundary=boundary, quantize=quantize,
-                                             runtime=runtime)
+                                             runtime=runtime, precision=precision)
 
 
 __all__ = ["EnsembleExtractor", "load_extractor", "votes_needed"]

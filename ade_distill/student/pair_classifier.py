@@ -401,7 +401,8 @@ def predict_pairs(student: StudentExtractor, examples: Sequence[Example], batch_
         idx = todo[k : k + batch_size]
         batch = collate_pairs([feats[i] for i in idx], student.tokenizer.pad_token_id or 0)
         batch = {n: v.to(device) for n, v in batch.items() if n not in ("pair_labels", "pair_weights")}
-        logits = student.module(**batch)["pair_logits"]
+        with student._autocast():
+            logits = student.module(**batch)["pair_logits"]
         p = torch.softmax(logits.float(), dim=-1)[:, 1].tolist()
         at = 0
         for i in idx:

@@ -163,6 +163,7 @@ def predict_ray(
     chunk: int = 2048,
     quantize: bool = False,
     runtime: str = "torch",
+    precision: str = "fp32",
     min_votes: int | None = None,
     boundary: str = "exact",
     progress: bool = True,
@@ -179,6 +180,7 @@ def predict_ray(
     """
     from ade_distill.student.ensemble import votes_needed
     from ade_distill.student.folder import check_student_folder
+    from ade_distill.student.model import check_precision
     from ade_distill.student.predict import SPLIT_MODES
 
     t0 = time.perf_counter()
@@ -200,7 +202,9 @@ def predict_ray(
     if runtime == "torch":
         for d in dirs:
             check_student_folder(Path(d))
-    settings = run_settings(dirs, runtime=runtime, quantize=quantize, min_votes=min_votes, boundary=boundary,
+    check_precision(precision, runtime=runtime, quantize=quantize)
+    settings = run_settings(dirs, runtime=runtime, quantize=quantize, precision=precision, min_votes=min_votes,
+                            boundary=boundary,
                             split=split, input_format=input_format, out_format=out_format, batch_size=batch_size,
                             chunk=chunk)
     with exclusive_out_dir(out_dir):  # one run per --out, held to the last manifest entry
@@ -233,7 +237,8 @@ def predict_ray(
                 compute=ray.data.ActorPoolStrategy(size=n_actors, max_tasks_in_flight_per_actor=1),
                 fn_constructor_kwargs={
                     "model_dirs": dirs,
-                    "load": {"min_votes": min_votes, "boundary": boundary, "quantize": quantize, "runtime": runtime},
+                    "load": {"min_votes": min_votes, "boundary": boundary, "quantize": quantize, "runtime": runtime,
+                             "precision": precision},
                     "predict": {"input_format": input_format, "batch_size": batch_size, "split": split,
                                 "chunk": chunk, "out_format": out_format},
                     "threads": threads,

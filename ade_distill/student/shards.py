@@ -62,7 +62,9 @@ MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
 OUT_FORMATS = ("jsonl", "parquet")
 # settings that decide the records; a resumed run must match them
-BINDING_SETTINGS = ("models", "runtime", "quantize", "min_votes", "boundary", "split", "input_format", "out_format")
+BINDING_SETTINGS = ("models", "runtime", "quantize", "precision", "min_votes", "boundary", "split", "input_format",
+                    "out_format")
+SETTING_DEFAULTS = {"precision": "fp32"}  # what a manifest written before the setting existed was predicted with
 _INPUT_SUFFIXES = re.compile(r"(\.(xml|jsonl|json|txt|text))?(\.gz)?$", re.IGNORECASE)
 _TEMP = re.compile(r"^\..+\.\d+\.[0-9a-f]{12}\.tmp$")
 # what a folder given as --input contributes: the files the readers know by name (MEDLINE / BioC XML, records or
@@ -318,9 +320,12 @@ class Manifest:
         except (ValueError, AttributeError) as err:
             raise DataError(f"not a shard manifest: {err}", path=path) from None
         old = data.get("settings", {})
-        differ = [k for k in BINDING_SETTINGS if old.get(k) != settings.get(k)]
+        def value(d: dict[str, Any], k: str) -> Any:
+            return d.get(k, SETTING_DEFAULTS.get(k))
+
+        differ = [k for k in BINDING_SETTINGS if value(old, k) != value(settings, k)]
         if differ:
-            detail = "; ".join(f"{k}: {old.get(k)!r} then, {settings.get(k)!r} now" for k in differ)
+            detail = "; ".join(f"{k}: {value(old, k)!r} then, {value(settings, k)!r} now" for k in differ)
             raise ConfigError(f"{out} holds shards predicted with other settings ({detail}); use a new --out, or "
                               f"delete {path} to predict every shard again")
         return cls(out, {**old, **settings}, data["shards"])
