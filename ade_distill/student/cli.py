@@ -150,6 +150,11 @@ def predict(
                           "CPUs with bf16 instructions and on GPUs; benchmarks/bench_deploy.py measures its "
                           "agreement with fp32).")
     ] = "fp32",
+    compile: Annotated[
+        bool, typer.Option("--compile/--no-compile", help="torch runtime: torch.compile the encoder pass (the first "
+                           "batch takes about half a minute to compile; with --precision bf16 the fastest CPU "
+                           "setting).")
+    ] = False,
     engine: Annotated[
         str, typer.Option("--engine", help="single (this process, one file) or ray (a Ray Data actor pool: one "
                           "output file per input file plus manifest.json, resumable; RAY_ADDRESS for a cluster).")
@@ -180,8 +185,8 @@ def predict(
                               "ade-distill data export --label-map ...)")
         _predict_ray(model, input_path, out, workers=workers, threads=threads, gpus_per_worker=gpus_per_worker,
                      out_format=out_format, input_format=input_format, batch_size=batch_size, split=split,
-                     quantize=quantize, runtime=runtime, precision=precision, min_votes=min_votes,
-                     boundary=boundary)
+                     quantize=quantize, runtime=runtime, precision=precision, compile=compile,
+                     min_votes=min_votes, boundary=boundary)
         return
     if engine != "single":
         raise ConfigError(f"--engine must be single or ray, not {engine!r}")
@@ -193,7 +198,7 @@ def predict(
         torch.set_num_threads(threads)
     stats = predict_file(model, input_path, out, batch_size=batch_size, split=split, input_format=input_format,
                          label_map=label_map, quantize=quantize, min_votes=min_votes, boundary=boundary, runtime=runtime,
-                         precision=precision)
+                         precision=precision, compile=compile)
     typer.echo(f"wrote {stats['documents']} records ({stats['spans']} spans, {stats['relations']} relations) "
                f"to {out} in {stats['seconds']}s")
 

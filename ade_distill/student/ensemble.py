@@ -61,14 +61,15 @@ class EnsembleExtractor:
 
     @classmethod
     def from_pretrained(cls, paths: Sequence[str | Path], *, min_votes: int | None = None, boundary: str = "exact",
-                        quantize: bool = False, runtime: str = "torch", precision: str = "fp32") -> EnsembleExtractor:
-        """Load every member folder (see :meth:`StudentExtractor.from_pretrained` for ``quantize``, ``runtime``
-        and ``precision``)."""
+                        quantize: bool = False, runtime: str = "torch", precision: str = "fp32",
+                        compile: bool = False) -> EnsembleExtractor:
+        """Load every member folder (see :meth:`StudentExtractor.from_pretrained` for ``quantize``, ``runtime``,
+        ``precision`` and ``compile``)."""
         if not paths:
             raise ConfigError("an ensemble needs at least one student folder")
         votes_needed(len(paths), min_votes, boundary)  # fail before loading any model
-        members = [StudentExtractor.from_pretrained(p, quantize=quantize, runtime=runtime, precision=precision)
-                   for p in paths]
+        members = [StudentExtractor.from_pretrained(p, quantize=quantize, runtime=runtime, precision=precision,
+                                                    compile=compile) for p in paths]
         return cls(members, min_votes=min_votes, boundary=boundary)
 
     def member_predictions(self, examples: Sequence[Example], batch_size: int = 64, *,
@@ -105,13 +106,14 @@ class EnsembleExtractor:
 
 def load_extractor(paths: Sequence[str | Path], *, min_votes: int | None = None, boundary: str = "exact",
                    quantize: bool = False, runtime: str = "torch",
-                   precision: str = "fp32") -> StudentExtractor | EnsembleExtractor:
+                   precision: str = "fp32", compile: bool = False) -> StudentExtractor | EnsembleExtractor:
     """One folder: the student itself (``min_votes`` must then be unset or 1); several: their ensemble."""
     if len(paths) == 1:
         votes_needed(1, min_votes, boundary)
-        return StudentExtractor.from_pretrained(paths[0], quantize=quantize, runtime=runtime, precision=precision)
+        return StudentExtractor.from_pretrained(paths[0], quantize=quantize, runtime=runtime, precision=precision,
+                                                compile=compile)
     return EnsembleExtractor.from_pretrained(paths, min_votes=min_votes, boundary=boundary, quantize=quantize,
-                                             runtime=runtime, precision=precision)
+                                             runtime=runtime, precision=precision, compile=compile)
 
 
 __all__ = ["EnsembleExtractor", "load_extractor", "votes_needed"]

@@ -120,17 +120,9 @@ def _graphs(student: StudentExtractor) -> tuple[Any, Any]:
     """The two forward passes as modules whose ``forward`` is exactly the torch runtime's."""
     import torch
 
-    from ade_distill.student.model import stage1_forward, stage2_forward
+    from ade_distill.student.model import Stage1Module, stage2_forward
 
     arch = student.config.architecture
-
-    class Stage1(torch.nn.Module):
-        def __init__(self, module: torch.nn.Module) -> None:
-            super().__init__()
-            self.module = module
-
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            return stage1_forward(self.module, arch, input_ids, attention_mask)
 
     class Stage2Conditioned(torch.nn.Module):
         def __init__(self, module: torch.nn.Module) -> None:
@@ -150,7 +142,7 @@ def _graphs(student: StudentExtractor) -> tuple[Any, Any]:
             return stage2_forward(self.module, arch, states, index, head_mask, tail_mask)
 
     stage2 = Stage2Pairwise if arch == "pairwise" else Stage2Conditioned
-    return Stage1(student.module).eval(), stage2(student.module).eval()
+    return Stage1Module(student.module, arch).eval(), stage2(student.module).eval()
 
 
 def _export_graphs(student: StudentExtractor, folder: Path, opset: int | None) -> None:

@@ -119,6 +119,7 @@ def predict_file(
     boundary: str = "exact",
     runtime: str = "torch",
     precision: str = "fp32",
+    compile: bool = False,
 ) -> dict[str, Any]:
     """Predict every document of ``input_path`` (records / abstracts JSONL / MEDLINE XML / text, sniffed) and
     write records in the common schema to ``out_path`` (atomically). Returns counts and timing. ``label_map``:
@@ -126,14 +127,14 @@ def predict_file(
 
     Several model folders predict as an ensemble (:class:`~ade_distill.student.ensemble.EnsembleExtractor`: a
     relation needs ``min_votes`` members, by default a majority); ``runtime="onnx"`` runs each folder's ONNX
-    export (``quantize``: its guarded int8 model); ``precision="bf16"`` runs torch under bfloat16 autocast."""
+    export (``quantize``: its guarded int8 model); ``precision="bf16"`` runs torch under bfloat16 autocast, ``compile`` compiles its stage-1 pass."""
     from ade_distill.data.unlabeled import iter_documents
     from ade_distill.records import write_examples
     from ade_distill.student.ensemble import load_extractor
 
     dirs = [model_dir] if isinstance(model_dir, str | Path) else list(model_dir)
     model = load_extractor(dirs, min_votes=min_votes, boundary=boundary, quantize=quantize, runtime=runtime,
-                           precision=precision)
+                           precision=precision, compile=compile)
     stats = {"documents": 0, "spans": 0, "relations": 0, "seconds": 0.0}
     t0 = time.perf_counter()
 

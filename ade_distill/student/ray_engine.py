@@ -164,6 +164,7 @@ def predict_ray(
     quantize: bool = False,
     runtime: str = "torch",
     precision: str = "fp32",
+    compile: bool = False,
     min_votes: int | None = None,
     boundary: str = "exact",
     progress: bool = True,
@@ -202,9 +203,9 @@ def predict_ray(
     if runtime == "torch":
         for d in dirs:
             check_student_folder(Path(d))
-    check_precision(precision, runtime=runtime, quantize=quantize)
-    settings = run_settings(dirs, runtime=runtime, quantize=quantize, precision=precision, min_votes=min_votes,
-                            boundary=boundary,
+    check_precision(precision, runtime=runtime, quantize=quantize, compile=compile)
+    settings = run_settings(dirs, runtime=runtime, quantize=quantize, precision=precision, compile=compile,
+                            min_votes=min_votes, boundary=boundary,
                             split=split, input_format=input_format, out_format=out_format, batch_size=batch_size,
                             chunk=chunk)
     with exclusive_out_dir(out_dir):  # one run per --out, held to the last manifest entry
@@ -238,7 +239,7 @@ def predict_ray(
                 fn_constructor_kwargs={
                     "model_dirs": dirs,
                     "load": {"min_votes": min_votes, "boundary": boundary, "quantize": quantize, "runtime": runtime,
-                             "precision": precision},
+                             "precision": precision, "compile": compile},
                     "predict": {"input_format": input_format, "batch_size": batch_size, "split": split,
                                 "chunk": chunk, "out_format": out_format},
                     "threads": threads,

@@ -62,9 +62,9 @@ MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
 OUT_FORMATS = ("jsonl", "parquet")
 # settings that decide the records; a resumed run must match them
-BINDING_SETTINGS = ("models", "runtime", "quantize", "precision", "min_votes", "boundary", "split", "input_format",
-                    "out_format")
-SETTING_DEFAULTS = {"precision": "fp32"}  # what a manifest written before the setting existed was predicted with
+BINDING_SETTINGS = ("models", "runtime", "quantize", "precision", "compile", "min_votes", "boundary", "split",
+                    "input_format", "out_format")
+SETTING_DEFAULTS = {"precision": "fp32", "compile": False}  # what a manifest written before the setting existed was predicted with
 _INPUT_SUFFIXES = re.compile(r"(\.(xml|jsonl|json|txt|text))?(\.gz)?$", re.IGNORECASE)
 _TEMP = re.compile(r"^\..+\.\d+\.[0-9a-f]{12}\.tmp$")
 # what a folder given as --input contributes: the files the readers know by name (MEDLINE / BioC XML, records or

@@ -10,11 +10,11 @@ attributes ``doc._.relations`` and ``span._.score``.
 
 Several student folders predict as an ensemble, by the relation vote ``reproduce`` uses
 (:class:`~ade_distill.student.ensemble.EnsembleExtractor`), ``runtime: "onnx"`` runs each folder's ONNX export, and
-``precision: "bf16"`` runs torch under bfloat16 autocast::
+``precision: "bf16"`` (bfloat16 autocast) and ``compile: true`` (``torch.compile``) speed up torch::
 
     nlp.add_pipe("ade_distill", config={"model": ["runs/a", "runs/b", "runs/c"], "min_votes": 2})
     nlp.add_pipe("ade_distill", config={"model": "runs/student", "runtime": "onnx"})
-    nlp.add_pipe("ade_distill", config={"model": "runs/student", "precision": "bf16"})
+    nlp.add_pipe("ade_distill", config={"model": "runs/student", "precision": "bf16", "compile": True})
 
 Entities are snapped outward to spaCy tokens (``alignment_mode="expand"``). ``doc.ents`` cannot hold overlapping
 spans: when a head and a tail mention overlap, ``spacy.util.filter_spans`` keeps the longest, and every predicted
@@ -47,7 +47,7 @@ class AdeDistillComponent:
 
     def __init__(self, nlp: Language, name: str, model: str | list[str], batch_size: int = 64,
                  quantize: bool = False, min_votes: int | None = None, boundary: str = "exact",
-                 runtime: str = "torch", precision: str = "fp32") -> None:
+                 runtime: str = "torch", precision: str = "fp32", compile: bool = False) -> None:
         from ade_distill.student.ensemble import load_extractor
 
         self.name = name
@@ -55,7 +55,7 @@ class AdeDistillComponent:
         self.batch_size = batch_size
         paths = [model] if isinstance(model, str) else list(model)
         self.student = load_extractor(paths, min_votes=min_votes, boundary=boundary, quantize=quantize,
-                                      runtime=runtime, precision=precision)
+                                      runtime=runtime, precision=precision, compile=compile)
 
     def __call__(self, doc: Doc) -> Doc:
         return next(iter(self.pipe([doc])))
@@ -97,10 +97,11 @@ class AdeDistillComponent:
 @Language.factory(
     "ade_distill",
     default_config={"model": None, "batch_size": 64, "quantize": False, "min_votes": None, "boundary": "exact",
-                    "runtime": "torch", "precision": "fp32"},
+                    "runtime": "torch", "precision": "fp32", "compile": False},
 )
 def make_ade_distill(nlp: Language, name: str, model: str | list[str], batch_size: int, quantize: bool,
-                     min_votes: int | None, boundary: str, runtime: str, precision: str) -> AdeDistillComponent:
+                     min_votes: int | None, boundary: str, runtime: str, precision: str,
+                     compile: bool) -> AdeDistillComponent:
     """spaCy factory: ``nlp.add_pipe("ade_distill", config={"model": DIR})``; ``"model": [DIR, ...]`` for an
     ensemble."""
     from ade_distill.errors import ConfigError
@@ -110,4 +111,4 @@ def make_ade_distill(nlp: Language, name: str, model: str | list[str], batch_siz
                           'folders for an ensemble)')
     model = str(model) if isinstance(model, str | Path) else [str(m) for m in model]
     return AdeDistillComponent(nlp, name, model, batch_size=batch_size, quantize=quantize, min_votes=min_votes,
-                               boundary=boundary, runtime=runtime, precision=precision)
+                               boundary=boundary, runtime=runtime, precision=precision, compile=compile)
