@@ -1,7 +1,7 @@
 """Deployment variants of a student on the same 2,000 ADE-corpus sentences, in one run: the Hugging Face
-`pipeline` baseline, the torch student (fp32, bf16 autocast, bf16 compiled), its ONNX export (fp32), the int8 ONNX model, a
-3-model ensemble and any further student folders (e.g. compressed students) — sentences/s, ratio to the baseline,
-peak memory, parameters, and relation F1 retention against the fp32 torch student.
+`pipeline` baseline, the torch student (fp32, bf16 autocast, bf16 compiled), its ONNX export (fp32), the int8
+ONNX model, a 3-model ensemble and any further student folders (e.g. compressed students) — sentences/s, ratio to
+the baseline, peak memory, parameters, and relation F1 retention against the fp32 torch student.
 
     HF_HUB_OFFLINE=1 python benchmarks/bench_deploy.py --model runs/models/KEY \\
         --ensemble runs/models/K1 --ensemble runs/models/K2 --ensemble runs/models/K3 \\
@@ -183,7 +183,8 @@ def main() -> None:
             (copy / "student.json").write_text(json.dumps(cfg))
             ensemble.append(str(copy))
     print(f"model: {model_dir}; {args.n} ADE sentences (random.Random(0).sample, as bench_student.py); "
-          f"threads {args.threads}; best of {args.repeat} timed passes per row; torch {torch.__version__}; scratch {tmp}")
+          f"threads {args.threads}; best of {args.repeat} timed passes per row; torch {torch.__version__}; "
+          f"scratch {tmp}")
 
     # The exports go to the scratch folder: the model folder is only read.
     gold = _sentences(args.n)

@@ -197,8 +197,8 @@ def predict(
 
         torch.set_num_threads(threads)
     stats = predict_file(model, input_path, out, batch_size=batch_size, split=split, input_format=input_format,
-                         label_map=label_map, quantize=quantize, min_votes=min_votes, boundary=boundary, runtime=runtime,
-                         precision=precision, compile=compile)
+                         label_map=label_map, quantize=quantize, min_votes=min_votes, boundary=boundary,
+                         runtime=runtime, precision=precision, compile=compile)
     typer.echo(f"wrote {stats['documents']} records ({stats['spans']} spans, {stats['relations']} relations) "
                f"to {out} in {stats['seconds']}s")
 

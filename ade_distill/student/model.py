@@ -20,6 +20,7 @@ drug-conditioned model and ``P(related)`` of the pair classifier for the pairwis
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -222,8 +223,6 @@ class StudentExtractor:
             from ade_distill.student.onnx_runtime import load_onnx_student
 
             return load_onnx_student(path, int8=quantize)
-        if runtime != "torch":
-            raise ConfigError(f"runtime must be 'torch' or 'onnx', not {runtime!r}")
         from transformers import AutoConfig, AutoModel
 
         from ade_distill.student.folder import check_student_folder, load_tokenizer, load_weights
@@ -293,6 +292,10 @@ class StudentExtractor:
         0.95 tolerance we require for a default (benchmarks/bench_student.py prints the agreement)."""
         import warnings
 
+        if self.precision != "fp32" or self._compiled_stage1 is not None:
+            raise ConfigError("an int8 student predicts in its own precision: quantize a student loaded without "
+                              "precision bf16 and compile")
+
         from torch.ao.quantization import quantize_dynamic
 
         if self.module is None:
@@ -318,16 +321,31 @@ class StudentExtractor:
         where prediction spends about 90% of its time. The first batch compiles (about half a minute on 2 CPU
         cores; later processes reuse inductor's on-disk cache); predictions then agree with the eager pass up to
         float rounding. Combine with ``precision="bf16"`` for the fastest torch CPU prediction. Weights are frozen
-        at the first call: compile a student to predict with it, not to train it."""
+        at the first call: compile a student to predict with it, not to train it. Each student (each member of an
+        ensemble) compiles its own graph and keeps its eager weights beside the frozen ones.
+
+        Raises:
+            ConfigError: an ONNX, int8 or pair_classifier student (whose pass is not stage 1), or no C++ compiler
+                for inductor on the CPU.
+        """
         check_precision(self.precision, runtime="torch" if self.module is not None else "onnx",
                         quantize=self.quantized, compile=enabled)
+        if enabled and self.config.architecture == "pair_classifier":
+            raise ConfigError("compile speeds up the tagging students' stage-1 pass; a pair_classifier student has "
+                              "none: predict without compile")
+        if enabled and self.device.type == "cpu" and not any(map(shutil.which, ("g++", "c++", "clang++"))):
+            raise ConfigError("compile on the CPU needs a C++ compiler for torch inductor (none of g++, c++, "
+                              "clang++ is on PATH): install one (apt install g++) or predict without compile")
         self._compiled_stage1 = (torch.compile(Stage1Module(self.module, self.config.architecture), dynamic=True,
                                                options={"freezing": True}) if enabled else None)
         return self
 
     def _autocast(self) -> Any:
-        """The autocast context of :attr:`precision` for the torch forward passes."""
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
+        """The autocast context of :attr:`precision` for the torch forward passes (none for fp32, so a caller's
+        own autocast still applies)."""
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
     @property
     def device(self) -> torch.device:
@@ -550,16 +568,22 @@ class StudentExtractor:
 PRECISIONS = ("fp32", "bf16")
 
 
+RUNTIMES = ("torch", "onnx")
+
+
 def check_precision(precision: str, *, runtime: str = "torch", quantize: bool = False, compile: bool = False) -> None:
-    """Raises ConfigError for an unknown precision, or bf16 or compile where they do not apply (ONNX Runtime,
-    int8)."""
+    """Raises ConfigError for an unknown runtime or precision, or bf16 or compile where they do not apply (the
+    ONNX runtime, an int8 student)."""
+    if runtime not in RUNTIMES:
+        raise ConfigError(f"runtime must be one of {RUNTIMES}, not {runtime!r}")
     if precision not in PRECISIONS:
         raise ConfigError(f"precision must be one of {PRECISIONS}, not {precision!r}")
-    for name, on in (("precision bf16", precision == "bf16"), ("compile", compile)):
+    for name, on, off in (("precision bf16", precision == "bf16", "use precision fp32"),
+                          ("compile", compile, "drop compile")):
         if on and (runtime != "torch" or quantize):
-            what = "the ONNX runtime" if runtime != "torch" else "an int8 (quantized) student"
-            raise ConfigError(f"{name} applies to the torch float student, not to {what}; use --precision bf16 "
-                              "and --compile without --quantize and --runtime onnx")
+            what, fix = (("the onnx runtime", "use runtime torch") if runtime != "torch"
+                         else ("an int8 (quantized) student", "drop quantize"))
+            raise ConfigError(f"{name} applies to the float torch student, not to {what}: {fix}, or {off}")
 
 
 def _decode_words(probs: Sequence[Sequence[float]], threshold: float, b: int = 1) -> list[tuple[int, int, float]]:

@@ -127,7 +127,8 @@ def predict_file(
 
     Several model folders predict as an ensemble (:class:`~ade_distill.student.ensemble.EnsembleExtractor`: a
     relation needs ``min_votes`` members, by default a majority); ``runtime="onnx"`` runs each folder's ONNX
-    export (``quantize``: its guarded int8 model); ``precision="bf16"`` runs torch under bfloat16 autocast, ``compile`` compiles its stage-1 pass."""
+    export (``quantize``: its guarded int8 model); ``precision="bf16"`` runs torch under bfloat16 autocast and
+    ``compile`` compiles its stage-1 pass."""
     from ade_distill.data.unlabeled import iter_documents
     from ade_distill.records import write_examples
     from ade_distill.student.ensemble import load_extractor

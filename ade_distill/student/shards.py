@@ -64,7 +64,9 @@ OUT_FORMATS = ("jsonl", "parquet")
 # settings that decide the records; a resumed run must match them
 BINDING_SETTINGS = ("models", "runtime", "quantize", "precision", "compile", "min_votes", "boundary", "split",
                     "input_format", "out_format")
-SETTING_DEFAULTS = {"precision": "fp32", "compile": False}  # what a manifest written before the setting existed was predicted with
+# what a manifest written before these settings existed was predicted with (an older checkout resuming a newer
+# manifest ignores them: resume a bf16 or compiled run with the code that started it)
+SETTING_DEFAULTS = {"precision": "fp32", "compile": False}
 _INPUT_SUFFIXES = re.compile(r"(\.(xml|jsonl|json|txt|text))?(\.gz)?$", re.IGNORECASE)
 _TEMP = re.compile(r"^\..+\.\d+\.[0-9a-f]{12}\.tmp$")
 # what a folder given as --input contributes: the files the readers know by name (MEDLINE / BioC XML, records or
@@ -320,6 +322,7 @@ class Manifest:
         except (ValueError, AttributeError) as err:
             raise DataError(f"not a shard manifest: {err}", path=path) from None
         old = data.get("settings", {})
+
         def value(d: dict[str, Any], k: str) -> Any:
             return d.get(k, SETTING_DEFAULTS.get(k))
 

@@ -18,11 +18,10 @@ from ade_distill.records import Example, read_examples, write_examples
 from ade_distill.student.model import StudentExtractor, check_precision
 from ade_distill.student.shards import Manifest, run_settings
 
-pytestmark = pytest.mark.slow
-
 # bf16 keeps 8 bits of mantissa: class probabilities move by up to a few hundredths, so a word whose probability
-# sits near a decoding threshold can flip. Measured on the tiny fixture student: max |Δp| 0.027 on 200 sentences,
-# relation agreement with fp32 100.0 strict F1 (the int8 export agrees at 85-92 on trained students).
+# sits near a decoding threshold can flip. Measured on the tiny fixture student (2026-12-01): max |Δp| 0.012 on the
+# 200 sentences, relation agreement with fp32 99.5 strict / 99.5 lenient F1; compiled bf16 against eager bf16
+# 100.0 / 100.0. (On 2,000 sentences, a MiniLM trained on 1,500 gold sentences agreed at 99.3 / 99.6.)
 MAX_PROB_DIFF = 0.05
 MIN_AGREEMENT = 95.0
 
@@ -46,33 +45,42 @@ def _stage1_probs(student: StudentExtractor, texts: list[str]) -> torch.Tensor:
     return torch.softmax(logits, dim=-1)[mask.bool()]
 
 
+@pytest.mark.slow
 def test_bf16_runs_in_bf16_and_agrees_with_fp32(trained_dir: Path, sentences: list[Example]) -> None:
     fp32 = StudentExtractor.from_pretrained(trained_dir)
     bf16 = StudentExtractor.from_pretrained(trained_dir, precision="bf16")
-    texts = [e.text for e in sentences[:32]]
+    texts = [e.text for e in sentences]
     p32, p16 = _stage1_probs(fp32, texts), _stage1_probs(bf16, texts)
     assert p16.dtype == torch.float32  # decoding always reads fp32
     diff = (p32 - p16).abs().max().item()
+    print(f"max |p_bf16 - p_fp32| {diff:.4f}")
     assert 0 < diff <= MAX_PROB_DIFF, diff  # > 0: the forward pass really ran in bf16
 
     ref = fp32.predict(sentences, batch_size=32)
     got = bf16.predict(sentences, batch_size=32)
     assert sum(len(p.relations) for p in ref) > 20
     for mode in ("strict", "lenient"):
-        assert 100 * micro_prf(ref, got, mode, "relation")[2] >= MIN_AGREEMENT
+        agreement = 100 * micro_prf(ref, got, mode, "relation")[2]
+        print(f"{mode} relation agreement with fp32 {agreement:.1f}")
+        assert agreement >= MIN_AGREEMENT
     assert got[0].meta["predicted_by"]["precision"] == "bf16"
     assert "precision" not in ref[0].meta["predicted_by"]  # fp32 records keep the keys they always had
 
 
-def test_bf16_is_refused_where_it_does_not_apply(trained_dir: Path) -> None:
+def test_bf16_and_compile_are_refused_where_they_do_not_apply(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="precision must be one of"):
         check_precision("fp16")
-    with pytest.raises(ConfigError, match="int8"):
-        StudentExtractor.from_pretrained(trained_dir, quantize=True, precision="bf16")
-    with pytest.raises(ConfigError, match="ONNX runtime"):
-        StudentExtractor.from_pretrained(trained_dir, runtime="onnx", precision="bf16")
+    with pytest.raises(ConfigError, match="runtime must be one of"):
+        StudentExtractor.from_pretrained(tmp_path, runtime="onx", precision="bf16")
+    with pytest.raises(ConfigError, match="not to an int8 .* drop quantize, or use precision fp32"):
+        StudentExtractor.from_pretrained(tmp_path, quantize=True, precision="bf16")
+    with pytest.raises(ConfigError, match="not to the onnx runtime: use runtime torch, or use precision fp32"):
+        StudentExtractor.from_pretrained(tmp_path, runtime="onnx", precision="bf16")
+    with pytest.raises(ConfigError, match="compile applies to the float torch student, not to an int8"):
+        StudentExtractor.from_pretrained(tmp_path, quantize=True, compile=True)
 
 
+@pytest.mark.slow
 def test_cli_predict_precision_and_ensemble(trained_dir: Path, sentences: list[Example], tmp_path: Path) -> None:
     from ade_distill.cli import app
 
@@ -90,6 +98,7 @@ def test_cli_predict_precision_and_ensemble(trained_dir: Path, sentences: list[E
     assert not (tmp_path / "x.jsonl").exists()
 
 
+@pytest.mark.slow
 def test_spacy_component_bf16(trained_dir: Path, sentences: list[Example]) -> None:
     spacy = pytest.importorskip("spacy")
     import ade_distill.student.spacy_component  # noqa: F401 - registers the factory
@@ -101,26 +110,49 @@ def test_spacy_component_bf16(trained_dir: Path, sentences: list[Example]) -> No
     assert doc.spans["ade_distill"]
 
 
-def test_ray_manifest_binds_precision_and_reads_old_manifests(trained_dir: Path, tmp_path: Path) -> None:
+def test_ray_manifest_binds_precision_and_compile_and_reads_old_manifests(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    Manifest.open(out, run_settings([trained_dir], precision="fp32", out_format="jsonl")).save()
+
+    def settings(**kw: object) -> dict:  # as predict_ray builds them
+        return run_settings([], **{"precision": "fp32", "compile": False, "out_format": "jsonl", **kw})
+
+    Manifest.open(out, settings()).save()
     data = json.loads((out / "manifest.json").read_text())
-    del data["settings"]["precision"]  # a manifest written before the setting existed: fp32
+    del data["settings"]["precision"], data["settings"]["compile"]  # written before the settings existed
     (out / "manifest.json").write_text(json.dumps(data))
-    Manifest.open(out, run_settings([trained_dir], precision="fp32", out_format="jsonl"))
+    Manifest.open(out, settings())  # read as fp32, not compiled
     with pytest.raises(ConfigError, match="other settings.*precision: 'fp32' then, 'bf16' now"):
-        Manifest.open(out, run_settings([trained_dir], precision="bf16", out_format="jsonl"))
+        Manifest.open(out, settings(precision="bf16"))
+    with pytest.raises(ConfigError, match="other settings.*compile: False then, True now"):
+        Manifest.open(out, settings(compile=True))
 
 
+@pytest.mark.slow
 def test_compiled_student_predicts_like_the_eager_one(trained_dir: Path, sentences: list[Example]) -> None:
     eager = StudentExtractor.from_pretrained(trained_dir).predict(sentences[:60], batch_size=16)
     compiled = StudentExtractor.from_pretrained(trained_dir, compile=True)
+    calls = []
+    inner = compiled._compiled_stage1
+    compiled._compiled_stage1 = lambda *a: calls.append(1) or inner(*a)
+    torch._dynamo.utils.counters.clear()
     preds = compiled.predict(sentences[:60], batch_size=16)  # batches of several shapes: one dynamic graph
+    assert len(calls) == 4 and torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 1  # it really compiled
     assert compiled.describe()["compiled"] is True and preds[0].meta["predicted_by"]["compiled"] is True
     # fp32: the same spans and relations, scores within 1e-4
     assert [_decisions(p) for p in preds] == [_decisions(p) for p in eager]
     scores = [(x.score, y.score) for p, q in zip(preds, eager, strict=True)
               for x, y in zip((*p.spans, *p.relations), (*q.spans, *q.relations), strict=True)]
     assert len(scores) > 50 and max(abs(x - y) for x, y in scores) <= 1e-4
-    with pytest.raises(ConfigError, match="compile applies to the torch float student"):
-        StudentExtractor.from_pretrained(trained_dir, quantize=True, compile=True)
+
+
+@pytest.mark.slow
+def test_compiled_bf16_agrees_with_eager_bf16(trained_dir: Path, sentences: list[Example]) -> None:
+    """The fastest torch setting (bf16 + compile): inductor's bf16 kernels round differently from eager bf16."""
+    eager = StudentExtractor.from_pretrained(trained_dir, precision="bf16").predict(sentences, batch_size=32)
+    fast = StudentExtractor.from_pretrained(trained_dir, precision="bf16", compile=True)
+    preds = fast.predict(sentences, batch_size=32)
+    assert fast.describe()["precision"] == "bf16" and fast.describe()["compiled"] is True
+    for mode in ("strict", "lenient"):
+        agreement = 100 * micro_prf(eager, preds, mode, "relation")[2]
+        print(f"{mode} relation agreement of compiled bf16 with eager bf16 {agreement:.1f}")
+        assert agreement >= MIN_AGREEMENT
