@@ -29,8 +29,10 @@ from ade_distill.data.corpora import load_corpus
 from ade_distill.records import Example, write_examples
 
 fold_json, work = sys.argv[1], sys.argv[2]
-ids = json.load(open(fold_json, encoding="utf-8"))["gold_ids"]
-by_id = {e.id: e for e in load_corpus(json.load(open(fold_json, encoding="utf-8")).get("corpus", "ade"))}
+with open(fold_json, encoding="utf-8") as f:
+    fold = json.load(f)
+by_id = {e.id: e for e in load_corpus(fold.get("corpus", "ade"))}
+ids = fold["gold_ids"]
 gold = [by_id[i] for i in ids]
 write_examples(f"{work}/gold.jsonl", gold)
 write_examples(f"{work}/texts.jsonl", [Example(id=e.id, text=e.text) for e in gold])
