@@ -146,7 +146,7 @@ def predict(
         str, typer.Option("--runtime", help="torch, or onnx (the folder's export: ade-distill export-onnx).")
     ] = "torch",
     precision: Annotated[
-        str, typer.Option("--precision", help="torch runtime: fp32, or bf16 (bfloat16 autocast: 1.5-2x faster on "
+        str, typer.Option("--precision", help="torch runtime: fp32, or bf16 (bfloat16 autocast: about 1.5x faster on "
                           "CPUs with bf16 instructions and on GPUs; benchmarks/bench_deploy.py measures its "
                           "speed and agreement with fp32).")
     ] = "fp32",

@@ -309,7 +309,7 @@ class StudentExtractor:
 
     def set_precision(self, precision: str) -> StudentExtractor:
         """``"bf16"``: the torch forward passes run under bfloat16 autocast (weights stay fp32; decoding reads
-        fp32 probabilities). 1.5-2x faster than fp32 on CPUs with bf16 instructions (AVX512-BF16, AMX) and on
+        fp32 probabilities). Faster than fp32 on CPUs with bf16 instructions (AVX512-BF16, AMX) and on
         GPUs, at a small cost in agreement with fp32 (``benchmarks/bench_deploy.py`` measures both: 1.56x and
         99.7 / 99.8 relation F1 agreement for a MiniLM student on 2 AVX512-BF16 cores). Students
         trained with ``precision: bf16`` ran under the same autocast. ``"fp32"`` (default): full precision."""
@@ -319,7 +319,7 @@ class StudentExtractor:
 
     def set_compile(self, enabled: bool = True) -> StudentExtractor:
         """``torch.compile`` (inductor, dynamic shapes, weights frozen into the compiled code) of the stage-1 pass,
-        where prediction spends 84-91% of its time. The first batch compiles (about half a minute on 2 CPU
+        where prediction spends most of its time. The first batch compiles (about half a minute on 2 CPU
         cores; later processes reuse inductor's on-disk cache); predictions then agree with the eager pass up to
         float rounding. Combine with ``precision="bf16"`` for the fastest torch CPU prediction. Weights are frozen
         at the first call: compile a student to predict with it, not to train it. Each student (each member of an
