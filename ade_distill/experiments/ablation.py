@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -40,9 +40,11 @@ class LeverRow(BaseModel):
     lever: str
     config: str
     note: str = ""
-    system: Literal["student", "supervised", "compressed"] = Field(
-        default="student", description="the config's system this row scores: its distilled student, its "
-        "supervised student (the ceiling of the same encoder and recipe on gold labels) or its compressed student")
+    system: str = Field(
+        default="student", pattern=r"^(student|supervised|compressed(:[A-Za-z0-9_.-]+)?)$",
+        description="the config's system this row scores: its distilled student, its supervised student (the "
+        "ceiling of the same encoder and recipe on gold labels), its compressed student, or compressed:<name>, "
+        "the student of a further compression hop")
 
 
 class FinalRun(BaseModel):
@@ -53,9 +55,10 @@ class FinalRun(BaseModel):
     supervised_label: str = Field(default="", description="its row label (default: 'supervised (<label>)')")
     student: bool = Field(default=True, description="show this run's distilled student (false: only its "
                           "supervised student, for a run that supplies the ceiling of an encoder)")
-    system: Literal["student", "compressed"] = Field(
-        default="student", description="the system shown under `label`: the run's distilled student, or the "
-        "compact student its `compress` stage made")
+    system: str = Field(
+        default="student", pattern=r"^(student|compressed(:[A-Za-z0-9_.-]+)?)$",
+        description="the system shown under `label`: the run's distilled student, the compact student its "
+        "`compress` stage made, or compressed:<name>, that of a further hop")
 
     @model_validator(mode="after")
     def _shows_something(self) -> FinalRun:

@@ -21,7 +21,6 @@ from typing import Any
 
 from ade_distill.errors import ConfigError
 from ade_distill.experiments.reproduce import (
-    COMPRESSED,
     STUDENT,
     SUPERVISED,
     Reproduction,
@@ -59,7 +58,8 @@ def model_folders(rep: Reproduction, fold: int) -> dict[str, Path]:
             out[f"{STUDENT}:round{r}"] = model(round_folder(r))
         out[STUDENT] = model(round_folder(st.rounds))
     if rep.cfg.compress is not None:
-        out[COMPRESSED] = model(COMPRESSED)
+        for system, _ in rep.cfg.compress.hop_options():
+            out[system] = model(file_name(system).removesuffix(".jsonl"))
     if rep.cfg.supervised.enabled:
         out[SUPERVISED] = model(SUPERVISED)
     return out

@@ -160,6 +160,28 @@ class SelfTrainingConfig(_Strict):
     seed_offset: int = Field(default=100, ge=1)
 
 
+COMPRESSED = "compressed"  # the system name of the compact student (ade_distill.experiments.reproduce)
+
+
+def _check_compress_options(options: dict[str, Any]) -> dict[str, Any]:
+    from ade_distill.student.compress import CompressConfig
+
+    try:  # an unknown or invalid option fails on load, naming it
+        CompressConfig(**options)
+    except ValidationError as err:
+        raise ValueError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())) from None
+    return options
+
+
+class CompressHopConfig(_Strict):
+    """One more compression hop after the first: the previous hop's compact student is the (one) teacher of a
+    smaller one, on the same transfer set; scored as the system ``compressed:<name>``. ``options`` change the
+    first hop's options (e.g. ``{init: teacher, layers: 4}``); the rest are the first hop's."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="the system is compressed:<name>")
+    options: dict[str, Any] = Field(default_factory=dict, description="fields of student.compress.CompressConfig")
+
+
 class CompressStageConfig(_Strict):
     """Compression after the distilled student (``ade_distill.student.compress``): the fold's final distilled
     student — every member of its ensemble, their probabilities averaged — is distilled into one compact student
@@ -169,17 +191,30 @@ class CompressStageConfig(_Strict):
     options: dict[str, Any] = Field(default_factory=dict, description="fields of student.compress.CompressConfig")
     unlabeled: str | None = Field(default=None, description="unlabeled documents: JSONL abstracts, MEDLINE XML or text")
     max_unlabeled_sentences: int | None = Field(default=10_000, ge=1, description="seeded sample of their sentences")
+    further: tuple[CompressHopConfig, ...] = Field(default=(), description="further hops, each distilling the "
+                                                   "previous hop's compact student into a smaller one")
 
     @field_validator("options")
     @classmethod
     def _valid_options(cls, options: dict[str, Any]) -> dict[str, Any]:
-        from ade_distill.student.compress import CompressConfig
+        return _check_compress_options(options)
 
-        try:  # an unknown or invalid option fails on load, naming it
-            CompressConfig(**options)
-        except ValidationError as err:
-            raise ValueError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())) from None
-        return options
+    @model_validator(mode="after")
+    def _valid_hops(self) -> CompressStageConfig:
+        names = [h.name for h in self.further]
+        if len(set(names)) != len(names):
+            raise ValueError(f"further: hop names must differ, got {names}")
+        for hop in self.further:
+            try:
+                _check_compress_options({**self.options, **hop.options})
+            except ValueError as err:
+                raise ValueError(f"further hop {hop.name!r}: {err}") from None
+        return self
+
+    def hop_options(self) -> list[tuple[str, dict[str, Any]]]:
+        """(system name, CompressConfig fields) of each hop, the first (``compressed``) included."""
+        return [(COMPRESSED, dict(self.options))] + [
+            (f"{COMPRESSED}:{h.name}", {**self.options, **h.options}) for h in self.further]
 
 
 class ReproduceConfig(_Strict):

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from ade_distill.data.corpora import load_corpus
 from ade_distill.data.folds import Folds, check_folds, make_folds
 from ade_distill.experiments.combine import SilverStats, expand_document_relations, single_teacher, vote
-from ade_distill.experiments.config import ReproduceConfig, TeacherConfig
+from ade_distill.experiments.config import COMPRESSED, ReproduceConfig, TeacherConfig
 from ade_distill.experiments.protocol import filter_silver, strip_labels
 from ade_distill.experiments.stages import Stage, drop_added_defaults, file_hash, make_key
 from ade_distill.records import Example, read_examples, write_examples
@@ -41,7 +41,6 @@ log = logging.getLogger(__name__)
 STUDENT = "student"
 SUPERVISED = "supervised"
 VOTE = "teachers-vote"
-COMPRESSED = "compressed"
 
 
 @dataclass
@@ -82,8 +81,8 @@ RESULT_FORMAT = 1
 # (a nested option before its parent: "ensemble.boundary" is dropped first, then a default "ensemble" whole)
 ADDED_CONFIG_OPTIONS: dict[str, Any] = {"silver.boundary": "exact", "ensemble.boundary": "exact",
                                         "ensemble": {"seeds": 1, "min_votes": None}, "adapt_encoder": None,
-                                        "self_training": None, "compress": None}
-ADDED_COMPRESS_OPTIONS: dict[str, Any] = {}  # CompressConfig fields added later, at their defaults: out of keys
+                                        "self_training": None, "compress.further": [], "compress": None}
+ADDED_COMPRESS_OPTIONS: dict[str, Any] = {"init": "encoder"}  # CompressConfig fields added later, at their defaults: out of keys
 COMPRESS_KEY_EXCLUDE = {"threads", "check_texts"}  # they do not change the compressed model
 ADDED_TRAIN_OPTIONS: dict[str, Any] = {"tail_head": "linear", "window_long_texts": False,
                                        "calibrate_thresholds": False, "precision": "fp32",
@@ -211,6 +210,11 @@ class Reproduction:
                               f"both tagging stages), not {self.train_config.architecture}")
         if cc.unlabeled and not Path(cc.unlabeled).is_file():
             raise ConfigError(f"compress.unlabeled: {cc.unlabeled} not found")
+        for _, options in cc.hop_options():
+            self.compress_config(options)  # raises ConfigError naming a bad option
+        if cc.options.get("init") == "teacher" and self.cfg.ensemble.seeds > 1:
+            raise ConfigError(f"compress.options.init: 'teacher' copies one teacher, but the distilled student is an "
+                              f"ensemble of {self.cfg.ensemble.seeds}; use init 'encoder' for the first hop")
 
     def adaptation_key(self) -> str:
         """Key of the adaptation stage: base encoder, MLM options, the texts file and the gold texts guarded."""
@@ -466,14 +470,15 @@ class Reproduction:
                       "removed: gold PMID or text)")
         return self._unlabeled[key]
 
-    def compress_config(self) -> Any:
-        """The ``compress`` stage's :class:`~ade_distill.student.compress.CompressConfig`; ``threads`` defaults
-        to the student's."""
+    def compress_config(self, options: dict[str, Any] | None = None) -> Any:
+        """A ``compress`` hop's :class:`~ade_distill.student.compress.CompressConfig` (default: the first hop's
+        options); ``threads`` defaults to the student's."""
         from ade_distill.student.compress import CompressConfig
 
         cc = self.cfg.compress
         assert cc is not None
-        return CompressConfig.build(**{"threads": self.train_config.threads, **cc.options})
+        return CompressConfig.build(**{"threads": self.train_config.threads,
+                                       **(cc.options if options is None else options)})
 
     def _final_students(self, fold_dir: Path) -> list[Path]:
         """Model folders of the fold's scored distilled student: the last self-training round's, or every member
@@ -484,41 +489,60 @@ class Reproduction:
         return [Path((fold_dir / n / "model.txt").read_text(encoding="utf-8").strip()) for n in names]
 
     def _compress(self, fold_dir: Path, silver: list[Example], test: list[Example], timings: dict[str, float]
-                  ) -> tuple[list[Example], dict[str, Any]]:
+                  ) -> tuple[dict[str, list[Example]], dict[str, Any]] | None:
         """The ``compress`` stage: the final distilled student(s) distilled into one compact student on the
-        fold's silver texts plus unlabeled sentences; cached under ``<runs_dir>/models/<key>`` like a trained
-        student. Returns its predictions on ``test`` and the stage's counts."""
-        from ade_distill.student.compress import compress_student
-
+        fold's silver texts plus unlabeled sentences, then each further hop's student from the previous one on the
+        same texts; each cached under ``<runs_dir>/models/<key>`` like a trained student. Returns each hop's
+        predictions on ``test`` (by system name) and the stage's counts (a further hop's under ``further``);
+        None when the time limit stops it (finished hops stay cached)."""
         cc = self.cfg.compress
         assert cc is not None
-        cfg = self.compress_config()
         teachers = self._final_students(fold_dir)
         unlabeled = self.unlabeled_pool(cc.unlabeled, cc.max_unlabeled_sentences, "compression") \
             if cc.unlabeled else []
         texts = list(dict.fromkeys(t for t in [e.text for e in silver] + [u.text for u in unlabeled] if t.strip()))
+        counts = {"teachers": len(teachers), "silver_texts": len(silver), "unlabeled_sentences": len(unlabeled),
+                  "transfer_texts": len(texts)}
+        preds: dict[str, list[Example]] = {}
+        stats: dict[str, Any] = dict(counts)
+        for system, options in cc.hop_options():
+            if system != COMPRESSED and self.out_of_time():
+                return None
+            model_dir = self._compress_hop(system, fold_dir, teachers, texts, options, counts, timings)
+            preds[system], speed = self._predict(model_dir, test)
+            summary = json.loads((model_dir / "compress.json").read_text(encoding="utf-8"))
+            hop = {"stage1_kl_before": summary.get("stage1_kl_before"),
+                   "stage1_kl_after": summary.get("stage1_kl_after"), "sentences_per_second": round(speed, 1)}
+            if system == COMPRESSED:
+                stats.update(hop)
+            else:
+                stats.setdefault("further", {})[system] = hop
+            teachers = [model_dir]
+        return preds, stats
+
+    def _compress_hop(self, system: str, fold_dir: Path, teachers: list[Path], texts: list[str],
+                      options: dict[str, Any], counts: dict[str, Any], timings: dict[str, float]) -> Path:
+        """One compression hop (cached by its options, its teachers' model keys and the texts); the model folder."""
+        from ade_distill.student.compress import compress_student
+
+        cfg = self.compress_config(options)
         key = make_key("compress", compress_key_dict(cfg), [t.name for t in teachers], texts)
         model_dir = Path(self.cfg.runs_dir) / "models" / key
         stage = Stage(model_dir, key)
-        counts = {"teachers": len(teachers), "silver_texts": len(silver), "unlabeled_sentences": len(unlabeled),
-                  "transfer_texts": len(texts)}
         if not stage.done:
-            self._log(f"compress {len(teachers)} student(s) on {len(texts):,} texts → {model_dir}")
+            self._log(f"{system}: compress {len(teachers)} student(s) on {len(texts):,} texts → {model_dir}")
             stage.start()
             compress_student(teachers, texts, model_dir, cfg, provenance={"transfer": counts})
             earlier = json.loads((model_dir / "compress.json").read_text(encoding="utf-8")).get(
                 "earlier_attempts_seconds") or 0.0  # an interrupted compression it resumed
             stage.finish({**counts, "for": f"{self.cfg.name}/{fold_dir.name}"}, earlier_seconds=earlier)
         else:
-            self._log(f"reuse compressed model {model_dir}")
-        folder = fold_dir / COMPRESSED
+            self._log(f"{system}: reuse compressed model {model_dir}")
+        folder = fold_dir / file_name(system).removesuffix(".jsonl")
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "model.txt").write_text(f"{model_dir}\n", encoding="utf-8")
-        timings[COMPRESSED] = stage.seconds
-        preds, speed = self._predict(model_dir, test)
-        summary = json.loads((model_dir / "compress.json").read_text(encoding="utf-8"))
-        return preds, {**counts, "stage1_kl_before": summary.get("stage1_kl_before"),
-                       "stage1_kl_after": summary.get("stage1_kl_after"), "sentences_per_second": round(speed, 1)}
+        timings[system] = stage.seconds
+        return model_dir
 
     def _self_train(
         self, fold_dir: Path, train: list[Example], dev: list[Example], test: list[Example],
@@ -584,6 +608,8 @@ class Reproduction:
             cc = self.cfg.compress
             extra = ["compress", compress_key_dict(self.compress_config()),
                      file_hash(cc.unlabeled) if cc.unlabeled else None]
+            if cc.further:  # the resolved settings of the further hops (configs without them keep their keys)
+                extra.append([compress_key_dict(self.compress_config(o)) for _, o in cc.hop_options()[1:]])
         return make_key("result", RESULT_FORMAT, blob, self.train_key(self.train_config),
                         self.task.model_dump(mode="json", exclude={"student_architecture"}), folds.corpus_hash, folds.k, folds.seed,
                         *extra, *parts)
@@ -660,7 +686,11 @@ class Reproduction:
         if self.cfg.compress is not None:
             if self.out_of_time():
                 return None
-            preds[COMPRESSED], silver_counts["compress"] = self._compress(fold_dir, s_train + s_dev, test, timings)
+            compressed = self._compress(fold_dir, s_train + s_dev, test, timings)
+            if compressed is None:
+                return None
+            preds.update(compressed[0])
+            silver_counts["compress"] = compressed[1]
         if self.cfg.supervised.enabled:
             if self.out_of_time():
                 return None

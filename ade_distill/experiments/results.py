@@ -38,8 +38,15 @@ CITATIONS = (
 
 def system_order(names: Sequence[str]) -> list[str]:
     teachers = [n for n in names if n.startswith("teacher:")]
-    rest = [n for n in (VOTE, STUDENT, COMPRESSED, SUPERVISED) if n in names]
+    hops = [n for n in names if n.startswith(f"{COMPRESSED}:")]  # further compression hops, in run order
+    rest = [n for n in (VOTE, STUDENT, COMPRESSED, *hops, SUPERVISED) if n in names]
     return teachers + rest + [n for n in names if n not in teachers and n not in rest]
+
+
+def _hop_speed(stats: dict[str, Any], system: str) -> float | None:
+    """A compression hop's prediction speed in a fold's compress counts (a further hop's under ``further``)."""
+    hop = stats if system == COMPRESSED else (stats.get("further") or {}).get(system) or {}
+    return hop.get("sentences_per_second")
 
 
 def teacher_cost(rep: Reproduction, records_by_teacher: dict[str, list[Example]]) -> dict[str, Any]:
@@ -100,14 +107,17 @@ def build_results(rep: Reproduction, run: RunResult, command: str) -> tuple[dict
     fold_scores = [f.scores for f in done]
     errors = error_counts(gold, pooled_preds) if done else {}
     comparisons: dict[str, Any] = {}
+    hops = [s for s in systems if s.startswith(f"{COMPRESSED}:")]
     for t in [s for s in systems if s.startswith("teacher:") or s == VOTE]:
-        for s in (STUDENT, COMPRESSED, SUPERVISED):
+        for s in (STUDENT, COMPRESSED, *hops, SUPERVISED):
             if s in systems:
                 comparisons[f"{s} − {t}"] = {
                     "pooled": pooled_paired(pooled, s, t),
                     "folds": fold_paired(fold_scores, s, t, sc.modes) if len(done) >= 2 else {},
                 }
-    for a, b in ((STUDENT, SUPERVISED), (COMPRESSED, STUDENT)):  # compressed − student: what compression kept
+    # compressed − student: what compression kept; each further hop against the hop it was made from
+    chain = [COMPRESSED, *hops]
+    for a, b in ((STUDENT, SUPERVISED), (COMPRESSED, STUDENT), *zip(chain[1:], chain[:-1], strict=True)):
         if a in systems and b in systems:
             comparisons[f"{a} − {b}"] = {
                 "pooled": pooled_paired(pooled, a, b),
@@ -128,12 +138,14 @@ def build_results(rep: Reproduction, run: RunResult, command: str) -> tuple[dict
             "sentences_per_second": statistics.median(speeds),
             "how": f"`predict` on the test folds on this machine ({machine_description()}), median over folds",
         }
-    cspeeds = [f.silver["compress"]["sentences_per_second"] for f in done if f.silver.get("compress")]
-    if cspeeds:
-        cost["systems"][COMPRESSED] = {
-            "tokens_per_1000": None, "usd_per_1000": 0.0, "sentences_per_second": statistics.median(cspeeds),
-            "how": f"`predict` on the test folds on this machine ({machine_description()}), median over folds",
-        }
+    for system in chain:
+        cspeeds = [_hop_speed(f.silver.get("compress") or {}, system) for f in done]
+        cspeeds = [v for v in cspeeds if v]
+        if cspeeds:
+            cost["systems"][system] = {
+                "tokens_per_1000": None, "usd_per_1000": 0.0, "sentences_per_second": statistics.median(cspeeds),
+                "how": f"`predict` on the test folds on this machine ({machine_description()}), median over folds",
+            }
     res: dict[str, Any] = {
         "config_name": cfg.name,
         "config": cfg.model_dump(mode="json"),

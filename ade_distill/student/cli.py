@@ -364,6 +364,9 @@ def compress(
     encoder: Annotated[str, typer.Option("--encoder", help="The student's encoder (minilm, a name or a folder).")] = "minilm",
     layers: Annotated[int | None, typer.Option("--layers", help="Keep this many encoder layers, evenly spaced "
                                                "(first and last kept).")] = None,
+    init: Annotated[str, typer.Option("--init", help="encoder: start from the pretrained --encoder with fresh "
+                                      "task layers; teacher: start from a copy of the one --teacher (task layers "
+                                      "included), cut to --layers.")] = "encoder",
     epochs: Annotated[int, typer.Option("--epochs")] = 3,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 16,
     lr: Annotated[float, typer.Option("--lr")] = 1e-4,
@@ -384,7 +387,7 @@ def compress(
     from ade_distill.student.compress import CompressConfig, compress_student, transfer_texts
 
     cfg = CompressConfig.build(
-        encoder=encoder, layers=layers, epochs=epochs, batch_size=batch_size, lr=lr, max_length=max_length,
+        encoder=encoder, init=init, layers=layers, epochs=epochs, batch_size=batch_size, lr=lr, max_length=max_length,
         temperature=temperature, kl_weight=kl_weight, hard_weight=hard_weight, hidden_weight=hidden_weight,
         attention_weight=attention_weight, seed=seed, threads=threads, precision=precision)
     corpus, stats = transfer_texts(texts or [], unlabeled or [], exclude or [], max_unlabeled)

@@ -4,6 +4,10 @@
         --unlabeled ../shared/data/pubmed_unlabeled/pubmed_abstracts.jsonl --exclude gold.jsonl \\
         --encoder minilm --layers 3 --out runs/minilm-l3
 
+A second hop makes a smaller student from a compact one: ``--init teacher --layers 4`` starts the student as a
+copy of its (one) teacher, task layers included, cut to 4 of its layers, and each kept layer's hidden states are
+compared with those of the teacher layer it was copied from.
+
 The student (``encoder``, optionally cut to ``layers`` of its transformer layers by :func:`keep_layers`) learns
 from the teacher's outputs on a transfer set of plain text — no label is read. Without the feature losses the
 teacher's targets are computed once per text before the first epoch (the teachers run in eval mode, so they do
@@ -71,6 +75,10 @@ class CompressConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     encoder: str = Field(default="minilm", min_length=1, description="The student's encoder.")
+    init: Literal["encoder", "teacher"] = Field(
+        default="encoder", description="encoder: the pretrained encoder with fresh task layers; teacher: a copy of "
+        "the (one) teacher, task layers included, before its layers are cut — a layer-dropped teacher that "
+        "distillation then repairs (its encoder must be `encoder`).")
     layers: int | None = Field(default=None, ge=1, le=48, description="Keep this many encoder layers (evenly "
                                "spaced, first and last included; see keep_layers).")
     epochs: int = Field(default=3, ge=1, le=1000)
@@ -478,9 +486,14 @@ class _FeaturePlan:
     attention_layers: tuple[int, ...]
 
     @classmethod
-    def of(cls, cfg: CompressConfig, n_student: int, n_teacher: int) -> _FeaturePlan:
-        """Raises ConfigError for a layer outside either encoder."""
-        lmap = {**default_layer_map(n_student, n_teacher), **(cfg.layer_map or {})}
+    def of(cls, cfg: CompressConfig, n_student: int, n_teacher: int,
+           kept: Sequence[int] | None = None) -> _FeaturePlan:
+        """``kept``: with ``init="teacher"``, the teacher layers (0-based) the student's layers are copies of;
+        each student layer is then compared with the layer it was copied from unless ``layer_map`` says
+        otherwise. Raises ConfigError for a layer outside either encoder."""
+        default = ({i + 1: k + 1 for i, k in enumerate(kept)} if kept is not None
+                   else default_layer_map(n_student, n_teacher))
+        lmap = {**default, **(cfg.layer_map or {})}
         att = cfg.attention_layers or (n_student,)
         bad = [f"{i}→{j}" for i, j in lmap.items() if not (1 <= i <= n_student and 1 <= j <= n_teacher)]
         bad += [f"attention layer {i}" for i in att if not 1 <= i <= n_student]
@@ -649,7 +662,13 @@ def _projections(cfg: CompressConfig, student: Any, teacher: Any, plan: _Feature
 
     hs, ht = student.module.encoder.config.hidden_size, teacher.module.encoder.config.hidden_size
     layers = plan.layer_map if cfg.hidden_weight > 0 else {}
-    return torch.nn.ModuleDict({str(i): torch.nn.Linear(hs, ht) for i in layers}).to(student.device)
+    proj = torch.nn.ModuleDict({str(i): torch.nn.Linear(hs, ht) for i in layers})
+    if cfg.init == "teacher":  # the student's layers are the teacher's own: start from the identity, not noise
+        with torch.no_grad():
+            for layer in proj.values():
+                layer.weight.copy_(torch.eye(ht, hs))
+                layer.bias.zero_()
+    return proj.to(student.device)
 
 
 def _members(teachers: Sequence[Any], texts: Sequence[str], sencs: list[Encoding],
@@ -701,20 +720,21 @@ def compress_student(teachers: Sequence[str | Path], texts: Sequence[str], out: 
             or an attention loss across different tokenizers.
     """
     from ade_distill.student import checkpoint
-    from ade_distill.student.train import _new_student, _torch_settings
+    from ade_distill.student.train import _torch_settings
 
     cfg = cfg or CompressConfig()
     texts = list(dict.fromkeys(t for t in texts if t and t.strip()))
     if not teachers or not texts:
         raise ConfigError("compress needs at least one teacher folder and one transfer text")
     models = _load_teachers(teachers, cfg)
+    _check_init(teachers, models, cfg)
     identical = all(same_tokenizer(_student_tokenizer(cfg.encoder), m.tokenizer) for m in models)
     _check_features(cfg, identical, models)  # before the student's weights are loaded
     tcfg = _train_config(cfg, models[0])
     with _torch_settings(tcfg):
-        student = _new_student(models[0].task, tcfg)
+        student = _initial_student(teachers, models, cfg, tcfg)
         kept = keep_layers(student.module.encoder, cfg.layers)
-        run = _start(student, models, texts, cfg, tcfg, identical)
+        run = _start(student, models, texts, cfg, tcfg, identical, kept if cfg.init == "teacher" else None)
         if resume:
             run.checkpoint = checkpoint.path_for(Path(out))
             run.fingerprint = checkpoint.fingerprint(
@@ -725,7 +745,8 @@ def compress_student(teachers: Sequence[str | Path], texts: Sequence[str], out: 
         t0 = time.perf_counter()
         run.fit()
         after = stage1_kl(student, models, check) if check else None
-        summary = {"teachers": [m.describe() for m in models], "kept_layers": kept, "identical_tokenizer": identical,
+        summary = {"teachers": [m.describe() for m in models], "kept_layers": kept,
+                   "layer_map": run.plan.layer_map if cfg.hidden_weight > 0 else None, "identical_tokenizer": identical,
                    "teacher_targets_computed_once": run.cache is not None,
                    "alignment": run.alignment, "transfer_texts": len(texts), "config": cfg.model_dump(),
                    "stage1_kl_before": before, "stage1_kl_after": after, "check_texts": len(check),
@@ -736,6 +757,31 @@ def compress_student(teachers: Sequence[str | Path], texts: Sequence[str], out: 
         if run.checkpoint is not None:
             run.checkpoint.unlink(missing_ok=True)
         return folder
+
+
+def _check_init(paths: Sequence[str | Path], models: Sequence[Any], cfg: CompressConfig) -> None:
+    """Refuse ``init="teacher"`` with several teachers or a student encoder other than the teacher's."""
+    from ade_distill.student.encoders import resolve_encoder
+
+    if cfg.init == "encoder":
+        return
+    if len(paths) != 1:
+        raise ConfigError(f"init 'teacher' copies one teacher, got {len(paths)}; give one --teacher or use "
+                          "init 'encoder'")
+    if resolve_encoder(cfg.encoder) != resolve_encoder(models[0].config.encoder):
+        raise ConfigError(f"init 'teacher' copies the teacher's encoder ({models[0].config.encoder!r}), but the "
+                          f"student's encoder is {cfg.encoder!r}: set encoder to {models[0].config.encoder!r}")
+
+
+def _initial_student(paths: Sequence[str | Path], models: Sequence[Any], cfg: CompressConfig, tcfg: Any) -> Any:
+    """The student before training: the pretrained ``encoder`` with fresh task layers, or (``init="teacher"``) a
+    second copy of the one teacher, loaded from its folder (:func:`_check_init` has checked it)."""
+    from ade_distill.student.model import StudentExtractor
+    from ade_distill.student.train import _new_student
+
+    if cfg.init == "encoder":
+        return _new_student(models[0].task, tcfg)
+    return StudentExtractor.from_pretrained(paths[0])
 
 
 def _student_tokenizer(encoder: str) -> Any:
@@ -777,7 +823,7 @@ def _train_config(cfg: CompressConfig, teacher: Any) -> Any:
 
 
 def _start(student: Any, models: list[Any], texts: list[str], cfg: CompressConfig, tcfg: Any,
-           identical: bool) -> _Run:
+           identical: bool, kept: Sequence[int] | None) -> _Run:
     """Student on the teachers' device, transfer set encoded and aligned, projections, optimizer and schedule."""
     from ade_distill.student.train import _optimizer
 
@@ -788,7 +834,7 @@ def _start(student: Any, models: list[Any], texts: list[str], cfg: CompressConfi
     members, alignment = _members(models, texts, sencs, cfg.max_length)
     log.info("transfer set: %d texts; alignment %s", len(texts), alignment)
     plan = _FeaturePlan.of(cfg, student.module.encoder.config.num_hidden_layers,
-                           models[0].module.encoder.config.num_hidden_layers)
+                           models[0].module.encoder.config.num_hidden_layers, kept)
     projections = _projections(cfg, student, models[0], plan)
     model = _trainable(student.module, projections)
     total = math.ceil(len(texts) / cfg.batch_size) * cfg.epochs

@@ -86,3 +86,35 @@ def test_ablation_refuses_a_compressed_row_of_a_run_without_compression(tmp_path
         "rows": [{"lever": "c", "config": str(ROOT / "configs/ade_multi_teacher.yaml"), "system": "compressed"}]}))
     with pytest.raises(ConfigError, match="has no compressed system"):
         build(load_spec(spec))
+
+
+def test_further_hops_keep_old_keys_and_change_keys_only_when_set(tmp_path: Path) -> None:
+    rep = _rep(tmp_path)
+    folds = rep.make_folds()
+    committed = ROOT / "reports" / "ade_mpnet_compressed" / "folds" / "fold0" / "result" / "stage.json"
+    assert rep.result_key(folds, "fold", 0) == json.loads(committed.read_text())["key"]  # no hop, no new key
+    raw = yaml.safe_load((ROOT / "configs/ade_mpnet_compressed.yaml").read_text())
+    hop = {"name": "l4", "options": {"init": "teacher", "layers": 4}}
+    with_hop = _rep(tmp_path, compress={**raw["compress"], "further": [hop]})
+    assert with_hop.result_key(folds, "fold", 0) != rep.result_key(folds, "fold", 0)
+    other = _rep(tmp_path, compress={**raw["compress"], "further": [{**hop, "options": {"init": "teacher",
+                                                                                        "layers": 3}}]})
+    assert other.result_key(folds, "fold", 0) != with_hop.result_key(folds, "fold", 0)
+    # a hop's options change the first hop's: the rest (losses, epochs, precision) are inherited
+    (first, o1), (system, o2) = with_hop.cfg.compress.hop_options()
+    assert (first, system) == ("compressed", "compressed:l4")
+    assert o2 == {**o1, "init": "teacher", "layers": 4} and o2["hidden_weight"] == 1.0
+
+
+def test_bad_further_hops_are_refused_on_load(tmp_path: Path) -> None:
+    raw = yaml.safe_load((ROOT / "configs/ade_mpnet_compressed.yaml").read_text())
+    hop = {"name": "l4", "options": {"init": "teacher", "layers": 4}}
+    for further, message in (([hop, hop], "hop names must differ"),
+                             ([{"name": "l4", "options": {"layers": 0}}], "further hop 'l4': layers"),
+                             ([{"name": "a b", "options": {}}], "further.0.name")):
+        p = tmp_path / "bad.yaml"
+        p.write_text(yaml.safe_dump({**raw, "compress": {**raw["compress"], "further": further}}))
+        with pytest.raises(ConfigError, match=message):
+            load_config(p)
+    with pytest.raises(ConfigError, match="'teacher' copies one teacher, but the distilled student is an ensemble"):
+        _rep(tmp_path, ensemble={"seeds": 2}, compress={"options": {"init": "teacher"}})

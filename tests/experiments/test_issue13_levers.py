@@ -205,11 +205,13 @@ def test_compress_stage_end_to_end(tiny_config: Callable[..., Path], data_root: 
                        compress={"options": {"encoder": "minilm", "epochs": 1, "max_length": 64, "threads": 2,
                                              "check_texts": 20},
                                  "unlabeled": str(data_root / "pubmed_unlabeled" / "pubmed_abstracts.jsonl"),
-                                 "max_unlabeled_sentences": 30})
+                                 "max_unlabeled_sentences": 30,
+                                 "further": [{"name": "l2", "options": {"init": "teacher", "layers": 2}}]})
     cfg = load_config(path)
     rep = Reproduction(cfg, RunOptions(folds=1, progress=False))
     fr = rep.run().folds_done[0]
-    assert {"student", "student:seed13", COMPRESSED} <= fr.predictions.keys()
+    hop = f"{COMPRESSED}:l2"
+    assert {"student", "student:seed13", COMPRESSED, hop} <= fr.predictions.keys()
     counts = fr.silver["compress"]
     silver = list(read_examples(rep.run_dir / "fold0" / "silver.jsonl"))
     assert counts["teachers"] == 2 and counts["unlabeled_sentences"] == 30
@@ -223,9 +225,15 @@ def test_compress_stage_end_to_end(tiny_config: Callable[..., Path], data_root: 
     gold_texts = {e.text for e in rep.gold}
     unlabeled = [u.text for u in rep.unlabeled_pool(cfg.compress.unlabeled, 30, "test")]
     assert not gold_texts & set(unlabeled) and compress_json["transfer"]["transfer_texts"] == counts["transfer_texts"]
-    assert set(model_folders(rep, 0)) == {COMPRESSED}  # the ensemble is not one model; supervised is off
-    mtime = (model_dir / "stage.json").stat().st_mtime
+    # the further hop: a copy of the compact student cut to 2 layers, distilled from it on the same texts
+    hop_dir = Path((rep.run_dir / "fold0" / "compressed_l2" / "model.txt").read_text().strip())
+    hop_json = json.loads((hop_dir / "compress.json").read_text())
+    assert [t["model"] for t in hop_json["teachers"]] == [str(model_dir)] and hop_json["kept_layers"] == [0, 5]
+    assert hop_json["config"]["init"] == "teacher" and hop_json["transfer_texts"] == counts["transfer_texts"]
+    assert counts["further"][hop]["sentences_per_second"] > 0 and hop in fr.timings
+    assert set(model_folders(rep, 0)) == {COMPRESSED, hop}  # the ensemble is not one model; supervised is off
+    mtimes = [(d / "stage.json").stat().st_mtime for d in (model_dir, hop_dir)]
     (rep.run_dir / "fold0" / "result" / "stage.json").unlink()  # recompute the fold: every model comes from the cache
     again = Reproduction(cfg, RunOptions(folds=1, progress=False)).run().folds_done[0]
-    assert (model_dir / "stage.json").stat().st_mtime == mtime
-    assert again.predictions[COMPRESSED] == fr.predictions[COMPRESSED]
+    assert [(d / "stage.json").stat().st_mtime for d in (model_dir, hop_dir)] == mtimes
+    assert again.predictions[COMPRESSED] == fr.predictions[COMPRESSED] and again.predictions[hop] == fr.predictions[hop]

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import json
 import sys
+import typing
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from ade_distill.experiments.combine import boundary_consensus, vote
 from ade_distill.experiments.config import load_config
@@ -67,16 +68,24 @@ def test_added_options_are_the_current_defaults() -> None:
     from ade_distill.experiments.config import ReproduceConfig
 
     for path, default in ADDED_CONFIG_OPTIONS.items():
-        first, *rest = path.split(".")
-        node = ReproduceConfig.model_fields[first].default
-        for part in rest:
-            node = getattr(node, part)
+        node, section = None, ReproduceConfig
+        for part in path.split("."):  # the field's default, through sections whose default is None (compress)
+            field = section.model_fields[part]
+            node = field.default
+            section = next((a for a in typing.get_args(field.annotation) or (field.annotation,)
+                            if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        node = list(node) if isinstance(node, tuple) else node  # as in a JSON dump
         if hasattr(node, "model_dump"):  # a whole section added (e.g. ensemble): its JSON dump is the default,
             # less the options added to it later, which have their own entries and are dropped before it
             later = {p: d for p, d in ADDED_CONFIG_OPTIONS.items() if p.startswith(path + ".")}
             assert all(list(ADDED_CONFIG_OPTIONS).index(p) < list(ADDED_CONFIG_OPTIONS).index(path) for p in later)
             node = drop_added_defaults({path: node.model_dump(mode="json")}, later)[path]
         assert node == default, path
+    from ade_distill.experiments.reproduce import ADDED_COMPRESS_OPTIONS
+    from ade_distill.student.compress import CompressConfig
+
+    for name, default in ADDED_COMPRESS_OPTIONS.items():
+        assert getattr(CompressConfig(), name) == default, name
 
 
 def _pre_change(dump: dict) -> dict:

@@ -12,6 +12,8 @@ from ade_distill.errors import ConfigError
 from ade_distill.records import Example, write_examples
 from ade_distill.student.compress import (
     CompressConfig,
+    _FeaturePlan,
+    _projections,
     align_words,
     compress_student,
     keep_layers,
@@ -231,3 +233,50 @@ def test_a_killed_compression_resumes_to_the_same_student(trained_dir: Path, tra
     assert [{k: v for k, v in h.items() if k != "seconds"} for h in sa["history"]] == \
         [{k: v for k, v in h.items() if k != "seconds"} for h in sb["history"]]
     assert sb["earlier_attempts_seconds"] > 0 == sa["earlier_attempts_seconds"]
+
+
+def test_init_teacher_starts_from_the_teacher_cut_to_its_layers(trained_dir: Path, transfer: list[str],
+                                                                tmp_path: Path) -> None:
+    """A second hop's student is a copy of its teacher, task layers included, cut to 4 of its 6 layers; each kept
+    layer is compared with the teacher layer it was copied from. With learning rates near 0 the trained student
+    is still that copy."""
+    import torch
+
+    cfg = CompressConfig.build(**{**FAST, "layers": 4}, init="teacher", hidden_weight=1.0, lr=1e-12, head_lr=1e-12,
+                               warmup_ratio=0.0)
+    out = compress_student([trained_dir], transfer[:32], tmp_path / "l4", cfg)
+    s = _summary(out)
+    assert s["kept_layers"] == [0, 2, 3, 5]
+    assert {int(k): v for k, v in s["layer_map"].items()} == {1: 1, 2: 3, 3: 4, 4: 6}
+    teacher, student = StudentExtractor.from_pretrained(trained_dir), StudentExtractor.from_pretrained(out)
+    assert student.module.encoder.config.num_hidden_layers == 4
+    t_layers, s_layers = teacher.module.encoder.encoder.layer, student.module.encoder.encoder.layer
+    for i, k in enumerate(s["kept_layers"]):
+        for (name, a), b in zip(s_layers[i].state_dict().items(), t_layers[k].state_dict().values(), strict=True):
+            assert torch.allclose(a, b, atol=1e-6), f"student layer {i} {name} is not teacher layer {k}'s"
+    for name in ("head_classifier", "tail_classifier"):
+        for a, b in zip(getattr(student.module, name).parameters(), getattr(teacher.module, name).parameters(),
+                        strict=True):
+            assert torch.allclose(a, b, atol=1e-6), name
+    # Cut from the trained teacher, it starts far closer to it than a fresh 4-layer MiniLM; its hidden-state
+    # projections start as the identity (its states are the teacher's own), not as noise.
+    fresh = _summary(compress_student([trained_dir], transfer[:32], tmp_path / "fresh", CompressConfig.build(
+        **{**FAST, "layers": 4}, hidden_weight=1.0, lr=1e-12, head_lr=1e-12, warmup_ratio=0.0)))
+    assert s["stage1_kl_before"] < fresh["stage1_kl_before"] / 2
+    assert s["history"][0]["hidden"] < fresh["history"][0]["hidden"] / 3, (s["history"], fresh["history"])
+    plan = _FeaturePlan.of(cfg, 4, 6, s["kept_layers"])
+    for init, identity in (("teacher", True), ("encoder", False)):
+        proj = _projections(cfg.model_copy(update={"init": init}), student, teacher, plan)
+        assert list(proj) == ["1", "2", "3", "4"]
+        assert all(torch.equal(p.weight, torch.eye(384)) and not p.bias.any() for p in proj.values()) == identity
+
+
+def test_init_teacher_refuses_an_ensemble_and_another_encoder(trained_dir: Path, transfer: list[str],
+                                                              tmp_path: Path) -> None:
+    cfg = CompressConfig.build(**FAST, init="teacher")
+    with pytest.raises(ConfigError, match="copies one teacher, got 2"):
+        compress_student([trained_dir, trained_dir], transfer[:8], tmp_path / "a", cfg)
+    other = CompressConfig.build(**FAST, init="teacher", encoder="some-org/other-encoder")
+    with pytest.raises(ConfigError, match="set encoder to 'minilm'"):
+        compress_student([trained_dir], transfer[:8], tmp_path / "b", other)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
