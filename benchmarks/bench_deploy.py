@@ -5,7 +5,7 @@ the baseline, peak memory, parameters, and relation F1 retention against the fp3
 
     HF_HUB_OFFLINE=1 python benchmarks/bench_deploy.py --model runs/models/KEY \\
         --ensemble runs/models/K1 --ensemble runs/models/K2 --ensemble runs/models/K3 \\
-        [--extra compressed=runs/compressed] [--n 2000] [--threads 2]
+        [--extra compressed=runs/compressed [--extra-settings both]] [--n 2000] [--threads 2] [--repeat 3]
     HF_HUB_OFFLINE=1 python benchmarks/bench_deploy.py --n 100        # smoke run: untrained seeded student
 
 Every row runs in a subprocess of its own, so "peak MiB" is that row's peak RSS (Python, the corpus, model, runtime
@@ -142,6 +142,8 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=None, help="student folder (default: an untrained seeded one)")
     ap.add_argument("--ensemble", action="append", default=[], help="ensemble member folder (repeat 3 times)")
     ap.add_argument("--extra", action="append", default=[], help="NAME=FOLDER: one more torch student row")
+    ap.add_argument("--extra-settings", choices=("fp32", "bf16-compiled", "both"), default="fp32",
+                    help="how each --extra row predicts: torch fp32, bf16 autocast + torch.compile, or a row of each")
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=64)
@@ -209,7 +211,10 @@ def main() -> None:
             ("student (ONNX fp32)", "onnx", [str(export)]),
             ("student (ONNX int8)", "onnx-int8", [str(export)]),
             (f"ensemble of {len(ensemble)} (torch)", "torch", ensemble)]
-    rows += [(f"{n} (torch)", "torch", [p]) for n, p in (x.split("=", 1) for x in args.extra)]
+    settings = {"fp32": [("torch", "torch")], "bf16-compiled": [("torch bf16, torch.compile", "torch-bf16-compiled")]}
+    settings["both"] = settings["fp32"] + settings["bf16-compiled"]
+    rows += [(f"{n} ({label})", kind, [p]) for n, p in (x.split("=", 1) for x in args.extra)
+             for label, kind in settings[args.extra_settings]]
     if not args.skip_baseline:
         rows.insert(0, ("transformers.pipeline, 1 sentence/call", "baseline", [str(model_dir)]))
     results = []

@@ -27,7 +27,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from ade_distill.data.folds import Folds
 from ade_distill.errors import ConfigError
-from ade_distill.experiments.reproduce import STUDENT, SUPERVISED, FoldResult, Reproduction, load_fold_result
+from ade_distill.experiments.reproduce import (
+    COMPRESSED,
+    STUDENT,
+    SUPERVISED,
+    FoldResult,
+    Reproduction,
+    file_name,
+    load_fold_result,
+)
 from ade_distill.experiments.stages import Stage
 from ade_distill.records import Example
 from ade_distill.reports.aggregate import paired_t, pooled_paired
@@ -130,12 +138,19 @@ class _Run:
         """Training metrics of fold ``k``'s distilled (or supervised) student (best dev F1 — on silver for the
         distilled one —, epochs, calibration), when its model is in the local stage cache; None on a machine that
         only has the report."""
-        ref = self.rep.run_dir / f"fold{k}" / system / "model.txt"
+        ref = self.rep.run_dir / f"fold{k}" / file_name(system).removesuffix(".jsonl") / "model.txt"
         try:
             model_dir = Path(ref.read_text(encoding="utf-8").strip())
             return json.loads((model_dir / "metrics.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
+
+
+def system_seconds(timings: dict[str, float], system: str) -> float | None:
+    """Training seconds of a system: every model it took (its self-training rounds and seed members included);
+    a further compression hop (``compressed:<name>``) is a system of its own, not part of ``compressed``."""
+    total = sum(v for k, v in timings.items() if k == system or (k.split(":")[0] == system != COMPRESSED))
+    return total or None
 
 
 def _open(config_path: str, cache: dict[str, _Run]) -> _Run:
@@ -198,8 +213,7 @@ def build(spec: AblationSpec) -> dict[str, Any]:
         entry["system"] = f"{row.system}:{run.rep.cfg.name}"
         dev_systems[entry["system"]] = fr.predictions[row.system]
         entry["silver"] = fr.silver
-        # training seconds of the row's system: every model it took (self-training rounds included)
-        entry["train_seconds"] = sum(v for k, v in fr.timings.items() if k.split(":")[0] == row.system) or None
+        entry["train_seconds"] = system_seconds(fr.timings, row.system)
         m = run.model_metrics(d, row.system)
         if m is not None:
             entry["student_training"] = {"best_silver_dev_f1": (m.get("best_dev") or {}).get("f1"),

@@ -508,7 +508,8 @@ class Reproduction:
         for system, options in cc.hop_options():
             if system != COMPRESSED and self.out_of_time():
                 return None
-            model_dir = self._compress_hop(system, fold_dir, teachers, texts, options, counts, timings)
+            model_dir = self._compress_hop(system, fold_dir, teachers, texts, options,
+                                           {**counts, "teachers": len(teachers)}, timings)
             preds[system], speed = self._predict(model_dir, test)
             summary = json.loads((model_dir / "compress.json").read_text(encoding="utf-8"))
             hop = {"stage1_kl_before": summary.get("stage1_kl_before"),

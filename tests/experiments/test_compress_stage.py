@@ -118,3 +118,12 @@ def test_bad_further_hops_are_refused_on_load(tmp_path: Path) -> None:
             load_config(p)
     with pytest.raises(ConfigError, match="'teacher' copies one teacher, but the distilled student is an ensemble"):
         _rep(tmp_path, ensemble={"seeds": 2}, compress={"options": {"init": "teacher"}})
+
+
+def test_a_further_hop_has_its_own_training_seconds() -> None:
+    from ade_distill.experiments.ablation import system_seconds
+
+    timings = {"student": 10.0, "student:round1": 5.0, "compressed": 20.0, "compressed:l4": 7.0}
+    assert system_seconds(timings, "student") == 15.0
+    assert system_seconds(timings, "compressed") == 20.0 and system_seconds(timings, "compressed:l4") == 7.0
+    assert system_seconds(timings, "supervised") is None
