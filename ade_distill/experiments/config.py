@@ -181,6 +181,16 @@ class CompressHopConfig(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="the system is compressed:<name>")
     options: dict[str, Any] = Field(default_factory=dict, description="fields of student.compress.CompressConfig")
 
+    def resolved(self, first: dict[str, Any]) -> dict[str, Any]:
+        """This hop's options: the first hop's changed by its own. A hop that copies its teacher (``init:
+        teacher``) keeps no layer choices of the first hop (``layer_map``, ``attention_layers``: they name the
+        first hop's layers), only its own."""
+        inherited = dict(first)
+        if self.options.get("init", first.get("init")) == "teacher":
+            for k in ("layer_map", "attention_layers"):
+                inherited.pop(k, None)
+        return {**inherited, **self.options}
+
 
 class CompressStageConfig(_Strict):
     """Compression after the distilled student (``ade_distill.student.compress``): the fold's final distilled
@@ -206,15 +216,15 @@ class CompressStageConfig(_Strict):
             raise ValueError(f"further: hop names must differ, got {names}")
         for hop in self.further:
             try:
-                _check_compress_options({**self.options, **hop.options})
+                _check_compress_options(hop.resolved(self.options))
             except ValueError as err:
                 raise ValueError(f"further hop {hop.name!r}: {err}") from None
         return self
 
     def hop_options(self) -> list[tuple[str, dict[str, Any]]]:
         """(system name, CompressConfig fields) of each hop, the first (``compressed``) included."""
-        return [(COMPRESSED, dict(self.options))] + [
-            (f"{COMPRESSED}:{h.name}", {**self.options, **h.options}) for h in self.further]
+        return [(COMPRESSED, dict(self.options))] + [(f"{COMPRESSED}:{h.name}", h.resolved(self.options))
+                                                     for h in self.further]
 
 
 class ReproduceConfig(_Strict):

@@ -81,7 +81,8 @@ RESULT_FORMAT = 1
 # (a nested option before its parent: "ensemble.boundary" is dropped first, then a default "ensemble" whole)
 ADDED_CONFIG_OPTIONS: dict[str, Any] = {"silver.boundary": "exact", "ensemble.boundary": "exact",
                                         "ensemble": {"seeds": 1, "min_votes": None}, "adapt_encoder": None,
-                                        "self_training": None, "compress.further": [], "compress": None}
+                                        "self_training": None, "compress.options.init": "encoder",
+                                        "compress.further": [], "compress": None}
 ADDED_COMPRESS_OPTIONS: dict[str, Any] = {"init": "encoder"}  # CompressConfig fields added later, at their defaults: out of keys
 COMPRESS_KEY_EXCLUDE = {"threads", "check_texts"}  # they do not change the compressed model
 ADDED_TRAIN_OPTIONS: dict[str, Any] = {"tail_head": "linear", "window_long_texts": False,
@@ -212,9 +213,19 @@ class Reproduction:
             raise ConfigError(f"compress.unlabeled: {cc.unlabeled} not found")
         for _, options in cc.hop_options():
             self.compress_config(options)  # raises ConfigError naming a bad option
-        if cc.options.get("init") == "teacher" and self.cfg.ensemble.seeds > 1:
-            raise ConfigError(f"compress.options.init: 'teacher' copies one teacher, but the distilled student is an "
-                              f"ensemble of {self.cfg.ensemble.seeds}; use init 'encoder' for the first hop")
+        if cc.options.get("init") == "teacher":
+            from ade_distill.student.encoders import resolve_encoder
+
+            first = self.compress_config()
+            why = (f"the distilled student is an ensemble of {self.cfg.ensemble.seeds}"
+                   if self.cfg.ensemble.seeds > 1 else
+                   "the distilled student's encoder is adapted (adapt_encoder), a folder no option can name"
+                   if self.cfg.adapt_encoder is not None else
+                   f"compress.options.encoder is {first.encoder!r} but the distilled student's is {self.base_encoder!r}"
+                   if resolve_encoder(first.encoder) != resolve_encoder(self.base_encoder) else None)
+            if why:
+                raise ConfigError(f"compress.options.init: 'teacher' copies the one distilled student, but {why}; "
+                                  "use init 'encoder' for the first hop")
 
     def adaptation_key(self) -> str:
         """Key of the adaptation stage: base encoder, MLM options, the texts file and the gold texts guarded."""
@@ -524,6 +535,7 @@ class Reproduction:
     def _compress_hop(self, system: str, fold_dir: Path, teachers: list[Path], texts: list[str],
                       options: dict[str, Any], counts: dict[str, Any], timings: dict[str, float]) -> Path:
         """One compression hop (cached by its options, its teachers' model keys and the texts); the model folder."""
+        from ade_distill.errors import ConfigError
         from ade_distill.student.compress import compress_student
 
         cfg = self.compress_config(options)
@@ -533,7 +545,10 @@ class Reproduction:
         if not stage.done:
             self._log(f"{system}: compress {len(teachers)} student(s) on {len(texts):,} texts → {model_dir}")
             stage.start()
-            compress_student(teachers, texts, model_dir, cfg, provenance={"transfer": counts})
+            try:
+                compress_student(teachers, texts, model_dir, cfg, provenance={"transfer": counts})
+            except ConfigError as err:  # e.g. a hop's layers out of its teacher's range: name the hop
+                raise ConfigError(f"{system}: {err}") from None
             earlier = json.loads((model_dir / "compress.json").read_text(encoding="utf-8")).get(
                 "earlier_attempts_seconds") or 0.0  # an interrupted compression it resumed
             stage.finish({**counts, "for": f"{self.cfg.name}/{fold_dir.name}"}, earlier_seconds=earlier)

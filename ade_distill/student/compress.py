@@ -776,12 +776,19 @@ def _check_init(paths: Sequence[str | Path], models: Sequence[Any], cfg: Compres
 def _initial_student(paths: Sequence[str | Path], models: Sequence[Any], cfg: CompressConfig, tcfg: Any) -> Any:
     """The student before training: the pretrained ``encoder`` with fresh task layers, or (``init="teacher"``) a
     second copy of the one teacher, loaded from its folder (:func:`_check_init` has checked it)."""
+    import torch
+
     from ade_distill.student.model import StudentExtractor
     from ade_distill.student.train import _new_student
 
     if cfg.init == "encoder":
         return _new_student(models[0].task, tcfg)
-    return StudentExtractor.from_pretrained(paths[0])
+    student = StudentExtractor.from_pretrained(paths[0])
+    # the compression's own max_length (the teachers are encoded at it too) and dropout, not the teacher's
+    student.config = student.config.model_copy(update={"max_length": cfg.max_length, "dropout": cfg.dropout})
+    if isinstance(getattr(student.module, "dropout", None), torch.nn.Dropout):
+        student.module.dropout.p = cfg.dropout
+    return student
 
 
 def _student_tokenizer(encoder: str) -> Any:

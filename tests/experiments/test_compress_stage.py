@@ -116,8 +116,6 @@ def test_bad_further_hops_are_refused_on_load(tmp_path: Path) -> None:
         p.write_text(yaml.safe_dump({**raw, "compress": {**raw["compress"], "further": further}}))
         with pytest.raises(ConfigError, match=message):
             load_config(p)
-    with pytest.raises(ConfigError, match="'teacher' copies one teacher, but the distilled student is an ensemble"):
-        _rep(tmp_path, ensemble={"seeds": 2}, compress={"options": {"init": "teacher"}})
 
 
 def test_a_further_hop_has_its_own_training_seconds() -> None:
@@ -127,3 +125,33 @@ def test_a_further_hop_has_its_own_training_seconds() -> None:
     assert system_seconds(timings, "student") == 15.0
     assert system_seconds(timings, "compressed") == 20.0 and system_seconds(timings, "compressed:l4") == 7.0
     assert system_seconds(timings, "supervised") is None
+
+
+def test_an_explicit_default_init_keeps_the_result_key(tmp_path: Path) -> None:
+    raw = yaml.safe_load((ROOT / "configs/ade_mpnet_compressed.yaml").read_text())
+    rep = _rep(tmp_path)
+    explicit = _rep(tmp_path, compress={**raw["compress"], "options": {**raw["compress"]["options"], "init": "encoder"}})
+    folds = rep.make_folds()
+    assert explicit.result_key(folds, "fold", 0) == rep.result_key(folds, "fold", 0)
+
+
+def test_a_hop_that_copies_its_teacher_keeps_no_layer_choice_of_the_first_hop(tmp_path: Path) -> None:
+    first = {"encoder": "minilm", "layer_map": {1: 2, 2: 4}, "attention_layers": [2], "hidden_weight": 1.0}
+    cfg = CompressStageConfig(options=first, further=[{"name": "l4", "options": {"init": "teacher", "layers": 4}},
+                                                      {"name": "x", "options": {"layers": 2}}])
+    (_, o1), (_, copy), (_, fresh) = cfg.hop_options()
+    assert o1 == first and copy == {"encoder": "minilm", "hidden_weight": 1.0, "init": "teacher", "layers": 4}
+    assert fresh == {**first, "layers": 2}  # init 'encoder': the first hop's layer choices still apply
+
+
+def test_init_teacher_on_the_first_hop_is_refused_before_training_when_it_cannot_work(tmp_path: Path) -> None:
+    raw = yaml.safe_load((ROOT / "configs/ade_mpnet_compressed.yaml").read_text())
+    options = {**raw["compress"]["options"], "init": "teacher"}  # encoder minilm; the distilled student is mpnet
+    with pytest.raises(ConfigError, match="compress.options.encoder is 'minilm' but the distilled student's is 'mpnet'"):
+        _rep(tmp_path, compress={**raw["compress"], "options": options})
+    with pytest.raises(ConfigError, match="adapted"):
+        _rep(tmp_path, compress={**raw["compress"], "options": {**options, "encoder": "mpnet"}},
+             adapt_encoder={"texts": str(ROOT / "README.md")})
+    with pytest.raises(ConfigError, match="an ensemble of 2"):
+        _rep(tmp_path, ensemble={"seeds": 2}, compress={"options": {"init": "teacher", "encoder": "mpnet"}})
+    _rep(tmp_path, compress={**raw["compress"], "options": {**options, "encoder": "mpnet"}})  # accepted

@@ -209,7 +209,8 @@ def test_compress_stage_end_to_end(tiny_config: Callable[..., Path], data_root: 
                                  "further": [{"name": "l2", "options": {"init": "teacher", "layers": 2}}]})
     cfg = load_config(path)
     rep = Reproduction(cfg, RunOptions(folds=1, progress=False))
-    fr = rep.run().folds_done[0]
+    run = rep.run()
+    fr = run.folds_done[0]
     hop = f"{COMPRESSED}:l2"
     assert {"student", "student:seed13", COMPRESSED, hop} <= fr.predictions.keys()
     counts = fr.silver["compress"]
@@ -232,6 +233,13 @@ def test_compress_stage_end_to_end(tiny_config: Callable[..., Path], data_root: 
     assert hop_json["config"]["init"] == "teacher" and hop_json["transfer_texts"] == counts["transfer_texts"]
     assert counts["further"][hop]["sentences_per_second"] > 0 and hop in fr.timings
     assert set(model_folders(rep, 0)) == {COMPRESSED, hop}  # the ensemble is not one model; supervised is off
+    # in the report: right after the hop it was made from, compared with it, with its own speed
+    from ade_distill.experiments.results import build_results
+
+    res, _, _ = build_results(rep, run, "test")
+    assert res["systems"][res["systems"].index(COMPRESSED) + 1] == hop
+    assert f"{hop} − {COMPRESSED}" in res["comparisons"] and f"{hop} − teacher:gpt-4-json" in res["comparisons"]
+    assert res["cost"]["systems"][hop]["sentences_per_second"] == counts["further"][hop]["sentences_per_second"]
     mtimes = [(d / "stage.json").stat().st_mtime for d in (model_dir, hop_dir)]
     (rep.run_dir / "fold0" / "result" / "stage.json").unlink()  # recompute the fold: every model comes from the cache
     again = Reproduction(cfg, RunOptions(folds=1, progress=False)).run().folds_done[0]

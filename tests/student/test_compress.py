@@ -242,14 +242,17 @@ def test_init_teacher_starts_from_the_teacher_cut_to_its_layers(trained_dir: Pat
     is still that copy."""
     import torch
 
-    cfg = CompressConfig.build(**{**FAST, "layers": 4}, init="teacher", hidden_weight=1.0, lr=1e-12, head_lr=1e-12,
-                               warmup_ratio=0.0)
+    cfg = CompressConfig.build(**{**FAST, "layers": 4, "max_length": 48}, init="teacher", hidden_weight=1.0,
+                               lr=1e-12, head_lr=1e-12, warmup_ratio=0.0, dropout=0.2)
     out = compress_student([trained_dir], transfer[:32], tmp_path / "l4", cfg)
     s = _summary(out)
     assert s["kept_layers"] == [0, 2, 3, 5]
     assert {int(k): v for k, v in s["layer_map"].items()} == {1: 1, 2: 3, 3: 4, 4: 6}
     teacher, student = StudentExtractor.from_pretrained(trained_dir), StudentExtractor.from_pretrained(out)
     assert student.module.encoder.config.num_hidden_layers == 4
+    # the compression's max_length and dropout, not the teacher's (64, 0.0)
+    assert (teacher.config.max_length, teacher.config.dropout) == (64, 0.0)
+    assert (student.config.max_length, student.config.dropout, student.module.dropout.p) == (48, 0.2, 0.2)
     t_layers, s_layers = teacher.module.encoder.encoder.layer, student.module.encoder.encoder.layer
     for i, k in enumerate(s["kept_layers"]):
         for (name, a), b in zip(s_layers[i].state_dict().items(), t_layers[k].state_dict().values(), strict=True):
@@ -261,7 +264,7 @@ def test_init_teacher_starts_from_the_teacher_cut_to_its_layers(trained_dir: Pat
     # Cut from the trained teacher, it starts far closer to it than a fresh 4-layer MiniLM; its hidden-state
     # projections start as the identity (its states are the teacher's own), not as noise.
     fresh = _summary(compress_student([trained_dir], transfer[:32], tmp_path / "fresh", CompressConfig.build(
-        **{**FAST, "layers": 4}, hidden_weight=1.0, lr=1e-12, head_lr=1e-12, warmup_ratio=0.0)))
+        **{**FAST, "layers": 4, "max_length": 48}, hidden_weight=1.0, lr=1e-12, head_lr=1e-12, warmup_ratio=0.0)))
     assert s["stage1_kl_before"] < fresh["stage1_kl_before"] / 2
     assert s["history"][0]["hidden"] < fresh["history"][0]["hidden"] / 3, (s["history"], fresh["history"])
     plan = _FeaturePlan.of(cfg, 4, 6, s["kept_layers"])
