@@ -78,7 +78,7 @@ class CompressConfig(BaseModel):
     init: Literal["encoder", "teacher"] = Field(
         default="encoder", description="encoder: the pretrained encoder with fresh task layers; teacher: a copy of "
         "the (one) teacher, task layers included, before its layers are cut — a layer-dropped teacher that "
-        "distillation then repairs (its encoder must be `encoder`).")
+        "distillation then repairs (`encoder` must name the teacher's encoder).")
     layers: int | None = Field(default=None, ge=1, le=48, description="Keep this many encoder layers (evenly "
                                "spaced, first and last included; see keep_layers).")
     epochs: int = Field(default=3, ge=1, le=1000)
