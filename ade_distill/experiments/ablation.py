@@ -33,7 +33,7 @@ from ade_distill.experiments.reproduce import (
     SUPERVISED,
     FoldResult,
     Reproduction,
-    file_name,
+    folder_name,
     load_fold_result,
 )
 from ade_distill.experiments.stages import Stage
@@ -138,7 +138,7 @@ class _Run:
         """Training metrics of fold ``k``'s distilled (or supervised) student (best dev F1 — on silver for the
         distilled one —, epochs, calibration), when its model is in the local stage cache; None on a machine that
         only has the report."""
-        ref = self.rep.run_dir / f"fold{k}" / file_name(system).removesuffix(".jsonl") / "model.txt"
+        ref = self.rep.run_dir / f"fold{k}" / folder_name(system) / "model.txt"
         try:
             model_dir = Path(ref.read_text(encoding="utf-8").strip())
             return json.loads((model_dir / "metrics.json").read_text(encoding="utf-8"))

@@ -25,6 +25,7 @@ from ade_distill.experiments.reproduce import (
     SUPERVISED,
     Reproduction,
     file_name,
+    folder_name,
     load_fold_result,
     round_folder,
 )
@@ -59,7 +60,7 @@ def model_folders(rep: Reproduction, fold: int) -> dict[str, Path]:
         out[STUDENT] = model(round_folder(st.rounds))
     if rep.cfg.compress is not None:
         for system, _ in rep.cfg.compress.hop_options():
-            out[system] = model(file_name(system).removesuffix(".jsonl"))
+            out[system] = model(folder_name(system))
     if rep.cfg.supervised.enabled:
         out[SUPERVISED] = model(SUPERVISED)
     return out

@@ -101,9 +101,14 @@ def train_key_dict(config: TrainConfig) -> dict[str, Any]:
     return drop_added_defaults(config.model_dump(mode="json"), ADDED_TRAIN_OPTIONS)
 
 
+def folder_name(system: str) -> str:
+    """A system's name as a file or fold sub-folder name (``compressed:l4`` → ``compressed_l4``)."""
+    return system.replace(":", "_").replace("/", "_")
+
+
 def file_name(system: str) -> str:
     """File name of a system's predictions (``teacher:gpt-4`` → ``teacher_gpt-4.jsonl``)."""
-    return system.replace(":", "_").replace("/", "_") + ".jsonl"
+    return folder_name(system) + ".jsonl"
 
 
 def member_folder(seed: int) -> str:
@@ -554,7 +559,7 @@ class Reproduction:
             stage.finish({**counts, "for": f"{self.cfg.name}/{fold_dir.name}"}, earlier_seconds=earlier)
         else:
             self._log(f"{system}: reuse compressed model {model_dir}")
-        folder = fold_dir / file_name(system).removesuffix(".jsonl")
+        folder = fold_dir / folder_name(system)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "model.txt").write_text(f"{model_dir}\n", encoding="utf-8")
         timings[system] = stage.seconds
