@@ -235,9 +235,13 @@ _register_stages()
 
 def main() -> None:
     """Console-script entry point. Usage errors are handled by click (exit 2, one message); package errors
-    (bad data, bad config, failing backend) are printed as one line, also with exit code 2 — no traceback."""
+    (bad data, bad config, failing backend) are printed as one line, also with exit code 2 — no traceback. An
+    int8 model refused by its accuracy guard (``quantize``, ``export-onnx --int8``) exits with 3, so scripts can
+    tell a measured refusal from a failure."""
+    from ade_distill.student.int8_guard import AccuracyGuardError
+
     try:
         app()
     except AdeDistillError as err:
         err_console.print(f"[bold red]error:[/bold red] {escape(str(err))}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        sys.exit(3 if isinstance(err, AccuracyGuardError) else 2)

@@ -1,6 +1,6 @@
 """Deployment variants of a student on the same 2,000 ADE-corpus sentences, in one run: the Hugging Face
-`pipeline` baseline, the torch student (fp32, bf16 autocast, bf16 compiled), its ONNX export (fp32), the int8
-ONNX model, a 3-model ensemble and any further student folders (e.g. compressed students) — sentences/s, ratio to
+`pipeline` baseline, the torch student (fp32, bf16 autocast, bf16 compiled, int8), its ONNX export (fp32), the
+int8 ONNX model, a 3-model ensemble and any further student folders (e.g. compressed students) — sentences/s, ratio to
 the baseline, peak memory, parameters, and relation F1 retention against the fp32 torch student.
 
     HF_HUB_OFFLINE=1 python benchmarks/bench_deploy.py --model runs/models/KEY \\
@@ -12,8 +12,9 @@ Every row runs in a subprocess of its own, so "peak MiB" is that row's peak RSS 
 and predictions), not the largest of the run. Retention: relation F1 (strict / lenient) of each row's predictions
 against the fp32 torch student's predictions as reference ("agree"), and each row's F1 against the corpus labels
 (sentences the model was trained on count too: compare rows with each other, not with published scores) divided by
-the torch student's F1 ("retain"). The int8 model is built with its accuracy guard measuring the loss on these
-sentences against fp32 (the verdict at --max-f1-loss is printed; the model is benchmarked either way). Without
+the torch student's F1 ("retain"). The int8 models (ONNX and torch) are built with their accuracy guard measuring
+the loss on these sentences against fp32 (the verdict at --max-f1-loss is printed; they are benchmarked either
+way). Without
 --ensemble, the ensemble row votes three copies of the student with decoding thresholds 0.5 / 0.4 / 0.6 (speed
 only: such members are not independent).
 """
@@ -78,7 +79,7 @@ def _row(args: argparse.Namespace) -> None:
         from ade_distill.student.ensemble import load_extractor
 
         runtime = "onnx" if kind.startswith("onnx") else "torch"
-        model = load_extractor(paths, runtime=runtime, quantize=kind == "onnx-int8",
+        model = load_extractor(paths, runtime=runtime, quantize=kind.endswith("-int8"),
                                precision="bf16" if kind.startswith("torch-bf16") else "fp32",
                                compile=kind.endswith("-compiled"))
         members = getattr(model, "members", [model])
@@ -106,7 +107,12 @@ def _peak_mib() -> float:
 
 def _parameters(student) -> int:
     if student.module is not None:
-        return sum(p.numel() for p in student.module.parameters())
+        import torch
+
+        # a dynamic int8 Linear holds its weight in packed params, not among the parameters: counted once too
+        packed = sum(m.weight().numel() + (m.bias().numel() if m.bias() is not None else 0)
+                     for m in student.module.modules() if isinstance(m, torch.ao.nn.quantized.dynamic.Linear))
+        return packed + sum(p.numel() for p in student.module.parameters())
     import onnx
     from onnx import numpy_helper
 
@@ -159,11 +165,14 @@ def main() -> None:
     if args.row:
         return _row(args)
 
+    import shutil
+
     import torch
 
     from ade_distill.records import read_examples
     from ade_distill.student.model import StudentConfig, StudentExtractor
     from ade_distill.student.onnx_export import export_onnx, quantize_int8
+    from ade_distill.student.quantize import Int8Options, guard_torch_int8
     from ade_distill.tasks.spec import load_task
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_deploy_"))
@@ -179,8 +188,6 @@ def main() -> None:
             cfg = json.loads((Path(model_dir) / "student.json").read_text())
             cfg.update(head_threshold=th, tail_threshold=th)
             copy = tmp / f"member_{th}"
-            import shutil
-
             shutil.copytree(model_dir, copy, ignore=shutil.ignore_patterns("onnx", "predict-*"))
             (copy / "student.json").write_text(json.dumps(cfg))
             ensemble.append(str(copy))
@@ -205,9 +212,21 @@ def main() -> None:
     print(f"export {t_export:.0f}s; int8 ({layout}) {t_quant:.0f}s: "
           f"guard at --max-f1-loss {args.max_f1_loss}: {verdict} ({report['message']})")
 
+    # torch int8 behind the same guard: measured on a copy of the folder (the guard records its verdict there).
+    int8_dir = shutil.copytree(model_dir, tmp / "torch_int8", ignore=shutil.ignore_patterns("onnx", "predict-*"))
+    t0 = time.perf_counter()
+    torch_report = guard_torch_int8(int8_dir, gold, check_source=f"the {args.n} benchmark sentences",
+                                    max_f1_loss=1e9, batch_size=args.batch_size,
+                                    options=Int8Options(per_channel=not args.per_tensor))
+    verdict = "accepted" if torch_report["loss"] <= args.max_f1_loss else "REFUSED"
+    print(f"torch int8 ({'per-tensor' if args.per_tensor else 'per-channel'}, {torch_report['layout']}) "
+          f"{time.perf_counter() - t0:.0f}s: guard at --max-f1-loss {args.max_f1_loss}: {verdict} "
+          f"({torch_report['message']})")
+
     rows = [("student (torch fp32)", "torch", [str(model_dir)]),
             ("student (torch bf16 autocast)", "torch-bf16", [str(model_dir)]),
             ("student (torch bf16, torch.compile)", "torch-bf16-compiled", [str(model_dir)]),
+            ("student (torch int8)", "torch-int8", [str(int8_dir)]),
             ("student (ONNX fp32)", "onnx", [str(export)]),
             ("student (ONNX int8)", "onnx-int8", [str(export)]),
             (f"ensemble of {len(ensemble)} (torch)", "torch", ensemble)]

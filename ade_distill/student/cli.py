@@ -131,8 +131,9 @@ def predict(
                                  "medline, text, brat or bioc (default: sniffed); --format is its old name.")
     ] = None,
     label_map: LabelMapOpt = None,
-    quantize: Annotated[bool, typer.Option("--quantize/--no-quantize", help="int8: dynamic in torch; with "
-                                           "--runtime onnx, the int8 export that passed its accuracy guard.")] = False,
+    quantize: Annotated[bool, typer.Option("--quantize/--no-quantize", help="int8 behind its accuracy guard: "
+                                           "in torch, as measured by ade-distill quantize; with --runtime onnx, "
+                                           "the int8 export that passed it (export-onnx --int8).")] = False,
     threads: Annotated[int | None, typer.Option("--threads", help="torch (and ONNX Runtime) CPU threads.")] = None,
     min_votes: Annotated[
         int | None, typer.Option("--min-votes", help="Ensemble: members that must predict a relation (default: a "
@@ -349,6 +350,53 @@ def export_onnx(
         typer.echo(f"int8 accepted: {report['message']}; {speed['fp32']} → {speed['int8']} sentences/s")
 
 
+def quantize(
+    model: Annotated[Path, typer.Option("--model", help="Student folder (ade-distill train --out).")],
+    check_gold: Annotated[
+        Path | None, typer.Option("--check-gold", help="Held-out labelled records for the int8 guard (default: "
+                                  "the student's dev file, if it still exists unchanged).")
+    ] = None,
+    max_f1_loss: Annotated[
+        float, typer.Option("--max-f1-loss", help="Refuse int8 when it loses more relation F1 points (strict "
+                            "or lenient) than this.")
+    ] = 0.5,
+    reference: Annotated[
+        str | None, typer.Option("--guard-reference", help="What the int8 loss is measured against: gold (the "
+                                 "check labels; default) or fp32 (the fp32 predictions).")
+    ] = None,
+    per_channel: Annotated[
+        bool, typer.Option("--per-channel/--per-tensor", help="int8 weight scales per output channel or per matrix.")
+    ] = True,
+    float_ffn_output: Annotated[
+        bool, typer.Option("--float-ffn-output/--int8-ffn-output", help="Keep the feed-forward output projections "
+                           "in float (more accurate, slower) or quantize them too (default).")
+    ] = False,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 64,
+    threads: Annotated[int | None, typer.Option("--threads", help="torch CPU threads.")] = None,
+    label_map: LabelMapOpt = None,
+) -> None:
+    """Measure a student's torch int8 (dynamic quantization) on a held-out check set and record the verdict in
+    MODEL/int8.json; `ade-distill predict --quantize` then predicts in int8 if it lost at most --max-f1-loss."""
+    from ade_distill.student.quantize import Int8Options, guard_torch_int8
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    check = None
+    if check_gold is not None:
+        from ade_distill.student.train import read_training_file
+        from ade_distill.tasks.spec import load_task
+
+        check = read_training_file(check_gold, load_task(model / "task.yaml"), label_map=label_map)
+    report = guard_torch_int8(model, check, check_source=str(check_gold) if check_gold else "given",
+                              max_f1_loss=max_f1_loss, reference=reference, batch_size=batch_size,
+                              options=Int8Options(per_channel=per_channel, float_ffn_output=float_ffn_output))
+    speed = report["sentences_per_second"]
+    typer.echo(f"int8 accepted: {report['message']}; {speed['fp32']} → {speed['int8']} sentences/s "
+               f"(recorded in {model / 'int8.json'})")
+
+
 def compress(
     teacher: Annotated[list[Path], typer.Option("--teacher", help="Teacher student folder; repeat it for an "
                                                 "ensemble (its members' probabilities are averaged).")],
@@ -402,9 +450,11 @@ def compress(
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``train``, ``predict``, ``adapt-encoder``, ``export-onnx`` and ``compress`` to the root app."""
+    """Add ``train``, ``predict``, ``adapt-encoder``, ``export-onnx``, ``quantize`` and ``compress`` to the root
+    app."""
     app.command("train")(train)
     app.command("predict")(predict)
     app.command("adapt-encoder")(adapt_encoder)
     app.command("export-onnx")(export_onnx)
+    app.command("quantize")(quantize)
     app.command("compress")(compress)

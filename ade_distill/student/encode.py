@@ -82,7 +82,11 @@ def encode_texts(tokenizer: Any, texts: Sequence[str], max_length: int) -> list[
         return_offsets_mapping=True,
         return_overflowing_tokens=False,
     )
-    full = None
+    # Texts that reached max_length are tokenized once more, untruncated, to tell a cut text from one that fits
+    # exactly and to find a word cut mid-way (only those: the second pass costs as much as the first).
+    at_limit = [i for i in range(len(texts)) if len(enc["input_ids"][i]) >= max_length]
+    full = tokenizer([texts[i] for i in at_limit], truncation=False, add_special_tokens=True) if at_limit else None
+    row_of = {i: r for r, i in enumerate(at_limit)}
     out: list[Encoding] = []
     for i in range(len(texts)):
         ids = enc["input_ids"][i]
@@ -106,14 +110,14 @@ def encode_texts(tokenizer: Any, texts: Sequence[str], max_length: int) -> list[
                 cur[0], cur[1] = min(cur[0], s), max(cur[1], e)
             token_word.append(remap[w])
         truncated = False
-        if len(ids) >= max_length:
-            if full is None:
-                full = tokenizer(list(texts), truncation=False, add_special_tokens=True)
-            truncated = len(full["input_ids"][i]) > len(ids)
+        if i in row_of:
+            assert full is not None
+            r = row_of[i]
+            truncated = len(full["input_ids"][r]) > len(ids)
             if truncated and words:
                 # A word cut mid-way (its first pieces kept) would pose as a shorter word: a span on it would be
                 # trained, and predicted, with an end inside the word. Drop it; its pieces carry no label.
-                full_words = [w for w in full.word_ids(i) if w is not None]
+                full_words = [w for w in full.word_ids(r) if w is not None]
                 kept = [w for w in wids if w is not None]
                 if len(kept) < len(full_words) and full_words[len(kept)] == kept[-1]:
                     cut = len(words) - 1

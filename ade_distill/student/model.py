@@ -26,9 +26,9 @@ import logging
 import re
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -37,6 +37,9 @@ from ade_distill.records import Example, Relation, Span, replace_dir
 from ade_distill.student.config import FORMAT_VERSION, Architecture, StudentConfig  # noqa: F401  (re-exported)
 from ade_distill.student.encode import Encoding, decode_bio, encode_texts
 from ade_distill.tasks.spec import TaskSpec, load_task
+
+if TYPE_CHECKING:
+    from ade_distill.student.quantize import Int8Options
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +191,8 @@ class StudentExtractor:
         self.onnx = onnx
         self.precision = "fp32"
         self._compiled_stage1: Any = None
+        self._fp32_linears: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}
+        self.int8_layout: dict[str, Any] = {}
 
     # -- construction ------------------------------------------------------------------------------------
     @classmethod
@@ -204,7 +209,8 @@ class StudentExtractor:
     @classmethod
     def from_pretrained(cls, path: str | Path, *, quantize: bool = False, runtime: str = "torch",
                         precision: str = "fp32", compile: bool = False) -> StudentExtractor:
-        """Load a folder written by :meth:`save_pretrained`; ``quantize`` applies dynamic int8 quantization;
+        """Load a folder written by :meth:`save_pretrained`; ``quantize`` applies dynamic int8 quantization
+        behind its accuracy guard (:meth:`quantize`: the folder's ``int8.json``, written by ``ade-distill quantize``);
         ``precision="bf16"`` predicts under bfloat16 autocast (:meth:`set_precision`); ``compile`` compiles the
         stage-1 pass with ``torch.compile`` (:meth:`set_compile`).
 
@@ -263,7 +269,8 @@ class StudentExtractor:
         p.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent))
         try:
-            save_model(self.module, str(tmp / WEIGHTS))
+            with self._fp32_weights():
+                save_model(self.module, str(tmp / WEIGHTS))
             self.module.encoder.config.save_pretrained(tmp)
             self.tokenizer.save_pretrained(tmp)
             (tmp / TASK_YAML).write_text(self.task.to_yaml(), encoding="utf-8")
@@ -283,39 +290,84 @@ class StudentExtractor:
         self.source = str(p)
         return p
 
-    def quantize(self) -> StudentExtractor:
-        """Dynamic int8 quantization of the encoder's Linear layers (CPU inference only; in place). The small
-        task layers stay in float (stage 2 reads the tail layer's weight matrix directly).
+    def quantize(self, options: Int8Options | None = None, *, quantizer: Any = None) -> StudentExtractor:
+        """Dynamic int8 quantization of the encoder's Linear layers (CPU inference only; in place); the small task
+        layers stay in float (stage 2 reads the tail layer's weight matrix directly). The layout is kept in
+        :attr:`int8_layout`.
 
-        Opt-in, not the default: on 2,000 ADE sentences with the MiniLM student it was 2.5x faster than fp32 but
-        agreed with fp32 predictions at span-level F1 0.84-0.87 only (FFN-only quantization: 0.88), below the
-        0.95 tolerance we require for a default (benchmarks/bench_student.py prints the agreement)."""
-        import warnings
+        Without ``options``, only behind the accuracy guard: the student's folder must hold an ``int8.json`` that
+        accepted its current weights (``ade-distill quantize``), whose options are used. ``options`` quantizes
+        unguarded (what the guard itself measures); ``quantizer`` replaces
+        :func:`~ade_distill.student.quantize.quantize_encoder`.
 
-        if self.precision != "fp32" or self._compiled_stage1 is not None:
-            raise ConfigError("an int8 student predicts in its own precision: quantize a student loaded without "
-                              "precision bf16 and compile")
-
-        from torch.ao.quantization import quantize_dynamic
+        Raises:
+            ConfigError: an ONNX, bf16 or compiled student, or no accepted guard record (names the command).
+        """
+        from ade_distill.student.quantize import accepted_options, quantize_encoder
 
         if self.module is None:
             raise ConfigError("an ONNX student is quantized at export (ade-distill export-onnx --int8), not on load")
+        if self.precision != "fp32" or self._compiled_stage1 is not None:
+            raise ConfigError("an int8 student predicts in its own precision: quantize a student loaded without "
+                              "precision bf16 and compile")
+        if options is None:
+            if self.source == "in-memory":
+                raise ConfigError("torch int8 is used behind its accuracy guard, which measures a saved student: "
+                                  "save it (save_pretrained) and run `ade-distill quantize --model FOLDER`")
+            options = accepted_options(self.source)
         self.module.eval()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch.ao.quantization deprecation notices
-            self.module.encoder = quantize_dynamic(self.module.encoder, {torch.nn.Linear}, dtype=torch.qint8)
+        self.module.encoder, self.int8_layout = (quantizer or quantize_encoder)(self.module.encoder, options)
         self.quantized = True
         return self
 
     def set_precision(self, precision: str) -> StudentExtractor:
-        """``"bf16"``: the torch forward passes run under bfloat16 autocast (weights stay fp32; decoding reads
-        fp32 probabilities). Faster than fp32 on CPUs with bf16 instructions (AVX512-BF16, AMX) and on
-        GPUs, at a small cost in agreement with fp32 (``benchmarks/bench_deploy.py`` measures both: 1.56x and
-        99.7 / 99.8 relation F1 agreement for a MiniLM student on 2 AVX512-BF16 cores). Students
-        trained with ``precision: bf16`` ran under the same autocast. ``"fp32"`` (default): full precision."""
+        """``"bf16"``: the torch forward passes run under bfloat16 autocast, with the encoder's Linear weights
+        kept as bf16 copies so the cast is not repeated on each pass (the fp32 weights are kept aside for fp32 and
+        :meth:`save_pretrained`; decoding reads fp32 probabilities). Faster than fp32 on CPUs with bf16
+        instructions (AVX512-BF16, AMX) and on GPUs, at a small cost in agreement with fp32
+        (``benchmarks/bench_deploy.py`` measures both). Students trained with ``precision: bf16`` ran under the
+        same autocast. ``"fp32"`` (default): full precision."""
         check_precision(precision, runtime="torch" if self.module is not None else "onnx", quantize=self.quantized)
+        if self.module is not None and precision != self.precision:
+            if self._compiled_stage1 is not None:
+                raise ConfigError("set the precision before compile: a compiled student froze its weights")
+            self._cast_encoder_linears(to_bf16=precision == "bf16")
         self.precision = precision
         return self
+
+    def _cast_encoder_linears(self, *, to_bf16: bool) -> None:
+        """Keep the encoder's Linear weights in bfloat16 while the student predicts in bf16, and its fp32 weights
+        aside (restored for fp32 and for :meth:`save_pretrained`). Autocast would cast each fp32 weight to bf16 on
+        every forward pass anyway: the results are the same, bit for bit, without that cost (about a tenth of a
+        bf16 pass on 2 CPU cores for MiniLM-L6). The task layers stay fp32 (stage 2 slices their weights)."""
+        assert self.module is not None
+        if to_bf16:
+            self._fp32_linears = {}
+            for name, layer in self.module.encoder.named_modules():
+                if isinstance(layer, torch.nn.Linear) and layer.weight.dtype == torch.float32:
+                    self._fp32_linears[name] = (layer.weight.data, None if layer.bias is None else layer.bias.data)
+                    layer.weight.data = layer.weight.data.to(torch.bfloat16)
+                    if layer.bias is not None:
+                        layer.bias.data = layer.bias.data.to(torch.bfloat16)
+            return
+        layers = dict(self.module.encoder.named_modules())
+        for name, (weight, bias) in self._fp32_linears.items():
+            layers[name].weight.data = weight
+            if bias is not None:
+                layers[name].bias.data = bias
+        self._fp32_linears = {}
+
+    @contextlib.contextmanager
+    def _fp32_weights(self) -> Iterator[None]:
+        """The fp32 weights in place for the duration (a bf16 student's encoder Linear weights are bf16 copies)."""
+        if self.module is None or not self._fp32_linears:
+            yield
+            return
+        self._cast_encoder_linears(to_bf16=False)
+        try:
+            yield
+        finally:
+            self._cast_encoder_linears(to_bf16=True)
 
     def set_compile(self, enabled: bool = True) -> StudentExtractor:
         """``torch.compile`` (inductor, dynamic shapes, weights frozen into the compiled code) of the stage-1 pass,

@@ -43,6 +43,14 @@ from typing import TYPE_CHECKING, Any
 
 from ade_distill.errors import ConfigError
 from ade_distill.records import Example, atomic_write_text, replace_dir
+from ade_distill.student.int8_guard import (  # noqa: F401  (AccuracyGuardError, measure_loss: re-exported)
+    DEFAULT_MAX_F1_LOSS,
+    AccuracyGuardError,
+    check_guard_options,
+    default_check_set,
+    judge,
+    measure_loss,
+)
 from ade_distill.student.onnx_runtime import (
     INSTALL_HINT,
     MANIFEST,
@@ -69,9 +77,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_TOLERANCE = 1e-4
-DEFAULT_MAX_F1_LOSS = 0.5
-GUARD_MODES = ("strict", "lenient")
-GUARD_REFERENCES = ("gold", "fp32")
 
 # Probe sentences of the export check (varied lengths; the last is longer than any max_length, so truncated).
 PROBES = (
@@ -82,14 +87,6 @@ PROBES = (
     "and one of them also had pancytopenia while on trimethoprim-sulfamethoxazole.",
     " ".join(["Neuroleptic malignant syndrome associated with haloperidol and lithium was suspected."] * 8),
 )
-
-
-class AccuracyGuardError(ConfigError):
-    """The int8 model lost more relation F1 than allowed; ``report`` holds the measurement."""
-
-    def __init__(self, message: str, report: dict[str, Any]) -> None:
-        super().__init__(message)
-        self.report = report
 
 
 def _require_exporter() -> None:
@@ -381,60 +378,6 @@ def quantize_graph(src: Path, dst: Path, *, per_channel: bool = True, float_ffn_
     return {"int8_matmuls": ops.count("MatMulInteger"), "float": {k: len(v) for k, v in keep.items()}}
 
 
-def _relation_counts(ref: Sequence[Example], pred: Sequence[Example], mode: str) -> tuple[int, int, int]:
-    from ade_distill.evaluation.metrics import count_matrix, pair_by_id
-
-    aligned = pair_by_id(ref, pred)
-    tp, fp, fn = (int(x) for x in count_matrix(ref, aligned, mode, "relation").micro.sum(axis=0))
-    return tp, fp, fn
-
-
-def _f1(tp: int, fp: int, fn: int, *, empty: float) -> float:
-    return 100.0 * 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else empty
-
-
-def measure_loss(check: Sequence[Example], fp32: Sequence[Example], int8: Sequence[Example], *,
-                 labelled: bool) -> dict[str, Any]:
-    """Relation F1 (points) of int8 against fp32 (two empty outputs agree: 100) and, when ``labelled``, of both
-    against the check set's labels; the losses per mode (see the module docstring)."""
-    out: dict[str, Any] = {"agreement_f1": {}, "loss_vs_fp32": {}}
-    if labelled:
-        out.update({"fp32_f1": {}, "int8_f1": {}, "loss_vs_gold": {}})
-    for mode in GUARD_MODES:
-        agree = _f1(*_relation_counts(fp32, int8, mode), empty=100.0)
-        out["agreement_f1"][mode] = round(agree, 2)
-        out["loss_vs_fp32"][mode] = round(100.0 - agree, 2)
-        if labelled:
-            f_fp32 = _f1(*_relation_counts(check, fp32, mode), empty=0.0)
-            f_int8 = _f1(*_relation_counts(check, int8, mode), empty=0.0)
-            out["fp32_f1"][mode], out["int8_f1"][mode] = round(f_fp32, 2), round(f_int8, 2)
-            out["loss_vs_gold"][mode] = round(f_fp32 - f_int8, 2)
-    return out
-
-
-def default_check_set(folder: Path) -> tuple[list[Example], str]:
-    """The student's own dev file (``provenance.dev_file``) when it still exists unchanged.
-
-    Raises:
-        ConfigError: the student names no dev file, or it is gone or changed since training.
-    """
-    from ade_distill.hashing import path_sha256
-    from ade_distill.student.config import StudentConfig
-    from ade_distill.student.folder import STUDENT_JSON, TASK_YAML
-    from ade_distill.student.train import read_training_file
-    from ade_distill.tasks.spec import load_task
-
-    prov = StudentConfig.model_validate_json((folder / STUDENT_JSON).read_text(encoding="utf-8")).provenance
-    dev = prov.get("dev_file")
-    hint = "give a held-out labelled check set with --check-gold FILE (records JSONL)"
-    if not dev:
-        raise ConfigError(f"the int8 accuracy guard needs a check set and the student saved no dev file: {hint}")
-    path = Path(dev)
-    if not path.exists() or (prov.get("dev_sha256") and path_sha256(path) != prov["dev_sha256"]):
-        raise ConfigError(f"the student's dev file {path} is gone or changed since training: {hint}")
-    return read_training_file(path, load_task(folder / TASK_YAML)), str(path)
-
-
 def quantize_int8(
     path: str | Path, check: Sequence[Example] | None = None, *, check_source: str = "given",
     labelled: bool = True, max_f1_loss: float = DEFAULT_MAX_F1_LOSS, reference: str | None = None,
@@ -460,11 +403,8 @@ def quantize_int8(
     if check is None:
         check, check_source = default_check_set(folder)
         labelled = True
-    if not check:
-        raise ConfigError(f"the int8 check set {check_source} is empty")
-    ref = reference or ("gold" if labelled else "fp32")
-    if ref not in GUARD_REFERENCES or (ref == "gold" and not labelled):
-        raise ConfigError(f"reference must be 'fp32' or, for a labelled check set, 'gold'; got {ref!r}")
+    ref = check_guard_options(check, check_source=check_source, labelled=labelled, reference=reference,
+                              max_f1_loss=max_f1_loss)
     manifest["int8"] = None  # an earlier int8 model is no longer vouched for while this one is measured
     _write_manifest(folder, manifest)
     (folder / STAGE1_INT8).unlink(missing_ok=True)
@@ -486,25 +426,17 @@ def quantize_int8(
         t1 = time.perf_counter()
         int8 = int8_student.predict(texts, batch_size=batch_size)
         t_int8 = time.perf_counter() - t1
-        measured = measure_loss(check, fp32, int8, labelled=labelled)
-        losses = measured["loss_vs_gold" if ref == "gold" else "loss_vs_fp32"]
-        loss = max(losses.values())
-        accepted = loss <= max_f1_loss
+        verdict = judge(check, fp32, int8, labelled=labelled, reference=ref, max_f1_loss=max_f1_loss,
+                        check_source=check_source)
+        accepted, detail = verdict["accepted"], verdict["message"]
         report = {
-            "accepted": accepted, "method": "dynamic", "per_channel": per_channel, "weights": "int8",
-            "float_ffn_output": float_ffn_output, "layout": layout,
-            "check_set": check_source, "check_examples": len(check), "reference": ref,
-            "max_f1_loss": max_f1_loss, "loss": loss, **measured,
+            "method": "dynamic", "per_channel": per_channel, "weights": "int8",
+            "float_ffn_output": float_ffn_output, "layout": layout, **verdict,
             "sentences_per_second": {"fp32": round(len(check) / t_fp32, 1), "int8": round(len(check) / t_int8, 1)},
             "quantize_seconds": seconds,
             "size_mb": {"fp32": round((folder / STAGE1).stat().st_size / 2**20, 1),
                         "int8": round(tmp.stat().st_size / 2**20, 1)},
         }
-        detail = (f"relation F1 loss against {'the check labels' if ref == 'gold' else 'the fp32 predictions'} "
-                  f"{losses['strict']:.2f} strict / {losses['lenient']:.2f} lenient points on {len(check)} "
-                  f"examples of {check_source} (agreement with fp32: {measured['agreement_f1']['strict']:.2f} "
-                  f"strict / {measured['agreement_f1']['lenient']:.2f} lenient)")
-        report["message"] = detail
         if accepted:
             del int8_student, int8_forward
             os.replace(tmp, folder / STAGE1_INT8)

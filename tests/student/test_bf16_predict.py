@@ -67,6 +67,28 @@ def test_bf16_runs_in_bf16_and_agrees_with_fp32(trained_dir: Path, sentences: li
     assert "precision" not in ref[0].meta["predicted_by"]  # fp32 records keep the keys they always had
 
 
+def test_bf16_keeps_encoder_weights_in_bf16_equal_to_autocast_and_saves_fp32(
+    trained_dir: Path, sentences: list[Example], tmp_path: Path
+) -> None:
+    fp32_state = {k: v.clone() for k, v in StudentExtractor.from_pretrained(trained_dir).module.state_dict().items()}
+    bf16 = StudentExtractor.from_pretrained(trained_dir, precision="bf16")
+    linears = [m for m in bf16.module.encoder.modules() if isinstance(m, torch.nn.Linear)]
+    assert linears and all(m.weight.dtype == torch.bfloat16 for m in linears)
+    assert bf16.module.head_classifier.weight.dtype == torch.float32  # task layers stay fp32
+    # What autocast computes from fp32 weights (the cast it would repeat on every pass), bit for bit.
+    autocast = StudentExtractor.from_pretrained(trained_dir)
+    autocast.precision = "bf16"
+    texts = sentences[:60]
+    assert [p.model_dump() for p in bf16.predict(texts)] == [p.model_dump() for p in autocast.predict(texts)]
+
+    bf16.save_pretrained(tmp_path / "saved")  # the fp32 weights, not their bf16 copies
+    saved = StudentExtractor.from_pretrained(tmp_path / "saved").module.state_dict()
+    assert all(torch.equal(saved[k], v) for k, v in fp32_state.items())
+    assert all(m.weight.dtype == torch.bfloat16 for m in linears)  # still predicting in bf16 after saving
+    bf16.set_precision("fp32")
+    assert all(torch.equal(bf16.module.state_dict()[k], v) for k, v in fp32_state.items())
+
+
 def test_bf16_and_compile_are_refused_where_they_do_not_apply(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="precision must be one of"):
         check_precision("fp16")

@@ -90,6 +90,16 @@ def test_truncation_is_flagged(tokenizer) -> None:
     assert I == 2
 
 
+def test_batch_encoding_equals_one_by_one_with_texts_at_the_limit(tokenizer) -> None:
+    # Only texts reaching max_length are tokenized again untruncated; each must still be matched to its own text.
+    texts = ["short text", "word word word azithromycin ototoxicity.", "a b c d e", "tiny",
+             "word word word word word", " ".join(["word"] * 40)]
+    batch = encode_texts(tokenizer, texts, max_length=7)
+    alone = [encode_texts(tokenizer, [t], max_length=7)[0] for t in texts]
+    assert batch == alone
+    assert [e.truncated for e in batch] == [False, True, False, False, False, True]
+
+
 def test_word_cut_by_truncation_is_dropped_and_its_span_lost(tokenizer) -> None:
     text = "word word word azithromycin ototoxicity."
     # [CLS] word word word az ##ith [SEP]: "azithromycin" is cut after two of its five pieces

@@ -1,0 +1,176 @@
+"""torch int8 behind the accuracy guard.
+
+``ade-distill quantize --model FOLDER`` applies torch's dynamic quantization to the student's encoder (int8
+weights, one scale per output channel by default; activations quantized on the fly at each call; the task layers
+stay in float), predicts a check set (default: the student's own dev file) in fp32 and in int8, and judges the
+loss with the guard of :mod:`ade_distill.student.int8_guard` (default: at most 0.5 relation F1 points, strict and
+lenient). The verdict goes to ``FOLDER/int8.json`` with the options and the sha256 of the weights it measured.
+
+Activations are quantized per call with one scale for the whole batch, so int8 predictions depend a little on
+which texts share a batch: the verdict records the batch size it was measured at (``--batch-size``, default 64,
+as ``predict``'s); on a compressed MiniLM student, smaller batches lost less.
+
+Loading with ``quantize=True`` (``predict --quantize`` on the torch runtime, an ensemble's members, the spaCy
+component) quantizes only a folder whose ``int8.json`` accepted these very weights, with the recorded options;
+otherwise it is refused with the command that measures it. The ONNX runtime's int8 model has the same guard, run by
+``ade-distill export-onnx --int8``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict
+
+from ade_distill.errors import ConfigError
+from ade_distill.records import Example, atomic_write_text
+from ade_distill.student.int8_guard import (
+    DEFAULT_MAX_F1_LOSS,
+    AccuracyGuardError,
+    check_guard_options,
+    default_check_set,
+    judge,
+)
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger(__name__)
+
+INT8_JSON = "int8.json"
+INT8_FORMAT = 1
+
+
+class Int8Options(BaseModel):
+    """How the encoder is quantized: ``per_channel`` weight scales (else one per matrix); ``float_ffn_output``
+    keeps the feed-forward output projections (intermediate → hidden) in float: more accurate, slower."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    per_channel: bool = True
+    float_ffn_output: bool = False
+
+
+def quantize_encoder(encoder: torch.nn.Module, options: Int8Options) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The encoder with its Linear layers in dynamic int8 (a new module; the argument is left as it was) and the
+    layout: how many Linear layers are int8 and which stayed float."""
+    import torch
+    from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_qconfig, quantize_dynamic
+
+    cfg = getattr(encoder, "config", None)
+    ffn_shape = (getattr(cfg, "intermediate_size", None), getattr(cfg, "hidden_size", None))
+    qconfig = per_channel_dynamic_qconfig if options.per_channel else default_dynamic_qconfig
+    spec: dict[str, Any] = {}
+    kept_float = 0
+    for name, layer in encoder.named_modules():
+        if not isinstance(layer, torch.nn.Linear) or name.split(".")[0] == "pooler":  # the pooler's output is unused
+            continue
+        if options.float_ffn_output and (layer.in_features, layer.out_features) == ffn_shape:
+            kept_float += 1
+            continue
+        spec[name] = qconfig
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao.quantization deprecation notices
+        quantized = quantize_dynamic(encoder, spec, dtype=torch.qint8)  # a copy (inplace=False)
+    return quantized, {"int8_linears": len(spec), "float": {"ffn_output": kept_float}}
+
+
+def _weights_sha256(folder: Path) -> str:
+    from ade_distill.hashing import path_sha256
+    from ade_distill.student.folder import WEIGHTS
+
+    return path_sha256(folder / WEIGHTS)
+
+
+def guard_hint(folder: str | Path) -> str:
+    return (f"run `ade-distill quantize --model {folder} [--check-gold HELDOUT.jsonl]` to measure its int8 loss "
+            f"first, or predict without --quantize")
+
+
+def accepted_options(folder: str | Path) -> Int8Options:
+    """The int8 options the folder's guard accepted for its current weights.
+
+    Raises:
+        ConfigError: no guard record, a refusal, or weights changed since they were measured (names the command).
+    """
+    p = Path(folder)
+    record = p / INT8_JSON
+    if not record.exists():
+        raise ConfigError(f"{p}: torch int8 is used only after its accuracy guard accepted it, and {INT8_JSON} is "
+                          f"missing: {guard_hint(p)}")
+    try:
+        report = json.loads(record.read_text(encoding="utf-8"))
+        options = Int8Options(per_channel=report["per_channel"], float_ffn_output=report["float_ffn_output"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{record}: not an int8 guard record ({exc}): {guard_hint(p)}") from exc
+    if not report.get("accepted"):
+        raise ConfigError(f"{p}: its int8 model was refused by the accuracy guard ({report.get('message', '?')}, "
+                          f"more than {report.get('max_f1_loss')} points): predict without --quantize")
+    if report.get("weights_sha256") != _weights_sha256(p):
+        raise ConfigError(f"{p}: the weights changed since {INT8_JSON} measured them: {guard_hint(p)}")
+    return options
+
+
+def guard_torch_int8(
+    path: str | Path, check: Sequence[Example] | None = None, *, check_source: str = "given",
+    labelled: bool = True, max_f1_loss: float = DEFAULT_MAX_F1_LOSS, reference: str | None = None,
+    options: Int8Options | None = None, batch_size: int = 64,
+    quantizer: Callable[[torch.nn.Module, Int8Options], tuple[torch.nn.Module, dict[str, Any]]] | None = None,
+) -> dict[str, Any]:
+    """Measure the int8 loss of the student folder ``path`` on ``check`` (default: its dev file) and record the
+    verdict in ``path/int8.json`` (see the module docstring). Returns the report. ``quantizer`` replaces
+    :func:`quantize_encoder` (tests use it to break a model on purpose).
+
+    Raises:
+        AccuracyGuardError: the loss exceeds ``max_f1_loss`` (recorded as refused).
+        ConfigError: not a student folder, no check set, bad options.
+    """
+    import torch
+
+    from ade_distill.experiments.protocol import strip_labels
+    from ade_distill.student.folder import check_student_folder
+    from ade_distill.student.model import StudentExtractor
+
+    folder = Path(path)
+    check_student_folder(folder)
+    if max_f1_loss < 0:
+        raise ConfigError(f"max_f1_loss must be >= 0 (F1 points), got {max_f1_loss}")
+    if check is None:
+        check, check_source = default_check_set(folder)
+        labelled = True
+    ref = check_guard_options(check, check_source=check_source, labelled=labelled, reference=reference,
+                              max_f1_loss=max_f1_loss)
+    options = options or Int8Options()
+    (folder / INT8_JSON).unlink(missing_ok=True)  # an earlier verdict no longer holds while this one is measured
+    texts = strip_labels(check)
+    fp32_student = StudentExtractor.from_pretrained(folder)
+    t0 = time.perf_counter()
+    fp32 = fp32_student.predict(texts, batch_size=batch_size)
+    t_fp32 = time.perf_counter() - t0
+    int8_student = StudentExtractor.from_pretrained(folder)
+    layout = int8_student.quantize(options, quantizer=quantizer).int8_layout
+    t0 = time.perf_counter()
+    int8 = int8_student.predict(texts, batch_size=batch_size)
+    t_int8 = time.perf_counter() - t0
+    verdict = judge(check, fp32, int8, labelled=labelled, reference=ref, max_f1_loss=max_f1_loss,
+                    check_source=check_source)
+    report = {
+        "format": INT8_FORMAT, "runtime": "torch", "method": "dynamic", "weights": "int8",
+        **options.model_dump(), "layout": layout, "weights_sha256": _weights_sha256(folder), "batch_size": batch_size,
+        **verdict,
+        "sentences_per_second": {"fp32": round(len(check) / t_fp32, 1), "int8": round(len(check) / t_int8, 1)},
+        "torch": torch.__version__, "quantized_engine": torch.backends.quantized.engine,
+    }
+    atomic_write_text(folder / INT8_JSON, json.dumps(report, indent=2) + "\n")
+    if not report["accepted"]:
+        raise AccuracyGuardError(
+            f"int8 refused: {report['message']} exceeds --max-f1-loss {max_f1_loss}. Keep predicting in fp32 "
+            f"(without --quantize), or allow a larger loss", report)
+    log.info("torch int8 accepted: %s", report["message"])
+    return report

@@ -1,0 +1,128 @@
+"""torch int8 behind the accuracy guard: `ade-distill quantize` measures and records the verdict, a deliberately
+broken quantization is refused with its measured loss, and loading with quantize=True uses int8 only where an
+accepted verdict covers the folder's current weights."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from ade_distill.errors import ConfigError
+from ade_distill.records import Example, write_examples
+from ade_distill.student.int8_guard import AccuracyGuardError
+from ade_distill.student.model import StudentExtractor
+from ade_distill.student.quantize import INT8_JSON, Int8Options, guard_torch_int8, quantize_encoder
+
+
+@pytest.fixture()
+def student(trained_dir: Path, tmp_path: Path) -> Path:
+    return shutil.copytree(trained_dir, tmp_path / "student")  # the guard writes into the folder
+
+
+def _broken(encoder: torch.nn.Module, options: Int8Options):
+    """int8 as usual, then the last layer's output projection zeroed (its scale kept): the states lose their last
+    feed-forward and attention contributions."""
+    quantized, layout = quantize_encoder(encoder, options)
+    for name, layer in quantized.named_modules():
+        if name.endswith("output.dense") and isinstance(layer, torch.ao.nn.quantized.dynamic.Linear):
+            w, b = layer._packed_params._weight_bias()
+            zero = torch.quantize_per_tensor(torch.zeros_like(w.dequantize()), 1.0, 0, torch.qint8)
+            layer._packed_params.set_weight_bias(zero, None if b is None else torch.zeros_like(b))
+    return quantized, layout
+
+
+def test_guard_accepts_records_and_quantize_true_uses_the_recorded_options(
+    student: Path, tiny_train: list[Example]
+) -> None:
+    report = guard_torch_int8(student, tiny_train, check_source="tiny_train", max_f1_loss=100.0,
+                              options=Int8Options(per_channel=True, float_ffn_output=True))
+    assert report["accepted"] and report["runtime"] == "torch" and report["check_examples"] == len(tiny_train)
+    # MiniLM: 6 layers x 6 Linear layers, of which the 6 feed-forward outputs stay float
+    assert report["layout"] == {"int8_linears": 30, "float": {"ffn_output": 6}}
+    assert set(report["loss_vs_gold"]) == {"strict", "lenient"}
+    assert json.loads((student / INT8_JSON).read_text())["weights_sha256"] == report["weights_sha256"]
+
+    int8 = StudentExtractor.from_pretrained(student, quantize=True)
+    assert int8.int8_layout == report["layout"]
+    assert sum(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in int8.module.encoder.modules()) == 30
+    preds = int8.predict(tiny_train)
+    assert preds[0].meta["predicted_by"]["quantized"] is True
+    assert sum(len(p.relations) for p in preds) > 0
+    # the int8 predictions are what the guard judged
+    from ade_distill.student.int8_guard import measure_loss
+
+    fp32 = StudentExtractor.from_pretrained(student).predict(tiny_train)
+    again = measure_loss(tiny_train, fp32, preds, labelled=True)
+    assert again["loss_vs_gold"] == report["loss_vs_gold"]
+
+
+def test_guard_refuses_a_broken_quantization_and_loading_is_refused(student: Path, tiny_train: list[Example]) -> None:
+    with pytest.raises(AccuracyGuardError, match=r"int8 refused: relation F1 loss .* exceeds --max-f1-loss 0.5"
+                       ) as err:
+        guard_torch_int8(student, tiny_train, check_source="tiny_train", quantizer=_broken)
+    report = err.value.report
+    assert not report["accepted"] and report["loss"] > 0.5 and report["fp32_f1"]["strict"] > 50
+    assert json.loads((student / INT8_JSON).read_text())["accepted"] is False
+    with pytest.raises(ConfigError, match="refused by the accuracy guard"):
+        StudentExtractor.from_pretrained(student, quantize=True)
+
+
+def test_quantize_true_needs_a_verdict_on_the_current_weights(student: Path, tiny_train: list[Example]) -> None:
+    with pytest.raises(ConfigError, match=r"int8\.json is missing: run `ade-distill quantize --model"):
+        StudentExtractor.from_pretrained(student, quantize=True)
+    guard_torch_int8(student, tiny_train, check_source="tiny_train", max_f1_loss=100.0)
+    StudentExtractor.from_pretrained(student, quantize=True)  # accepted
+    fp32 = StudentExtractor.from_pretrained(student)
+    with torch.no_grad():
+        fp32.module.head_classifier.bias.add_(0.1)
+    fp32.save_pretrained(student)  # other weights: the verdict no longer covers them (and the folder is rewritten)
+    assert not (student / INT8_JSON).exists()
+    (student / INT8_JSON).write_text(json.dumps({"accepted": True, "per_channel": True, "float_ffn_output": False,
+                                                 "weights_sha256": "0" * 64}))
+    with pytest.raises(ConfigError, match="weights changed since int8.json measured them"):
+        StudentExtractor.from_pretrained(student, quantize=True)
+    (student / INT8_JSON).write_text("{")
+    with pytest.raises(ConfigError, match="not an int8 guard record"):
+        StudentExtractor.from_pretrained(student, quantize=True)
+    with pytest.raises(ConfigError, match="needs a check set"):  # the fixture student was trained without --dev
+        guard_torch_int8(student)
+    with pytest.raises(ConfigError, match="max_f1_loss must be >= 0"):
+        guard_torch_int8(student, tiny_train, max_f1_loss=-1)
+
+
+def test_cli_quantize_then_predict_quantize(student: Path, tiny_train: list[Example], tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from ade_distill.cli import app
+    from ade_distill.student import quantize as quantize_module
+
+    gold = tmp_path / "check.jsonl"
+    write_examples(gold, tiny_train)
+    out = tmp_path / "int8.jsonl"
+    predict = ["predict", "--model", str(student), "--input", str(gold), "--out", str(out), "--quantize"]
+    res = CliRunner().invoke(app, predict)
+    assert res.exit_code != 0 and "ade-distill quantize" in str(res.exception)
+    res = CliRunner().invoke(app, ["quantize", "--model", str(student), "--check-gold", str(gold),
+                                   "--max-f1-loss", "100", "--per-tensor"])
+    assert res.exit_code == 0, res.output
+    assert "int8 accepted" in res.output and json.loads((student / INT8_JSON).read_text())["per_channel"] is False
+    res = CliRunner().invoke(app, predict)
+    assert res.exit_code == 0, res.output
+    assert '"quantized": true' in out.read_text()
+    monkeypatch.setattr(quantize_module, "quantize_encoder", _broken)
+    res = CliRunner().invoke(app, ["quantize", "--model", str(student), "--check-gold", str(gold)])
+    assert res.exit_code != 0 and isinstance(res.exception, AccuracyGuardError)
+    assert "exceeds --max-f1-loss 0.5" in str(res.exception)
+    # the console script: a measured refusal exits with 3 (other errors with 2), one line, no traceback
+    from ade_distill.cli import main
+
+    for argv, code in ((["quantize", "--model", str(student), "--check-gold", str(gold)], 3),
+                       (["quantize", "--model", str(tmp_path / "nope")], 2)):
+        monkeypatch.setattr("sys.argv", ["ade-distill", *argv])
+        with pytest.raises(SystemExit) as exit_info:
+            main()
+        assert exit_info.value.code == code
