@@ -371,7 +371,16 @@ def quantize(
         bool, typer.Option("--float-ffn-output/--int8-ffn-output", help="Keep the feed-forward output projections "
                            "in float (more accurate, slower) or quantize them too (default).")
     ] = False,
-    batch_size: Annotated[int, typer.Option("--batch-size")] = 64,
+    smooth_alpha: Annotated[
+        float, typer.Option("--smooth-alpha", help="Activation smoothing strength before quantization "
+                            "(SmoothQuant; 0: off).", min=0.0, max=1.0)
+    ] = 0.9,
+    calibration: Annotated[
+        Path | None, typer.Option("--calibration", help="Records (JSONL) whose texts calibrate the smoothing "
+                                  "(default: the check set's texts).")
+    ] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Batch size of the measurement (recorded; "
+                                            "int8 activations are scaled per batch).")] = 64,
     threads: Annotated[int | None, typer.Option("--threads", help="torch CPU threads.")] = None,
     label_map: LabelMapOpt = None,
 ) -> None:
@@ -389,9 +398,16 @@ def quantize(
         from ade_distill.tasks.spec import load_task
 
         check = read_training_file(check_gold, load_task(model / "task.yaml"), label_map=label_map)
+    texts = None
+    if calibration is not None:
+        from ade_distill.records import read_examples
+
+        texts = [e.text for e in read_examples(calibration)]
+    options = Int8Options(per_channel=per_channel, float_ffn_output=float_ffn_output, smooth_alpha=smooth_alpha)
     report = guard_torch_int8(model, check, check_source=str(check_gold) if check_gold else "given",
-                              max_f1_loss=max_f1_loss, reference=reference, batch_size=batch_size,
-                              options=Int8Options(per_channel=per_channel, float_ffn_output=float_ffn_output))
+                              max_f1_loss=max_f1_loss, reference=reference, batch_size=batch_size, options=options,
+                              calibration=texts, calibration_source=str(calibration) if calibration else
+                              "the check set's texts")
     speed = report["sentences_per_second"]
     typer.echo(f"int8 accepted: {report['message']}; {speed['fp32']} → {speed['int8']} sentences/s "
                f"(recorded in {model / 'int8.json'})")

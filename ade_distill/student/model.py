@@ -290,20 +290,21 @@ class StudentExtractor:
         self.source = str(p)
         return p
 
-    def quantize(self, options: Int8Options | None = None, *, quantizer: Any = None) -> StudentExtractor:
+    def quantize(self, options: Int8Options | None = None, *, scales: dict[str, torch.Tensor] | None = None,
+                 quantizer: Any = None) -> StudentExtractor:
         """Dynamic int8 quantization of the encoder's Linear layers (CPU inference only; in place); the small task
         layers stay in float (stage 2 reads the tail layer's weight matrix directly). The layout is kept in
         :attr:`int8_layout`.
 
         Without ``options``, only behind the accuracy guard: the student's folder must hold an ``int8.json`` that
-        accepted its current weights (``ade-distill quantize``), whose options are used. ``options`` quantizes
-        unguarded (what the guard itself measures); ``quantizer`` replaces
-        :func:`~ade_distill.student.quantize.quantize_encoder`.
+        accepted its current weights (``ade-distill quantize``), whose options and smoothing scales are used.
+        ``options`` (and ``scales``: :mod:`~ade_distill.student.smoothing`) quantize unguarded (what the guard
+        itself measures); ``quantizer`` replaces :func:`~ade_distill.student.quantize.quantize_encoder`.
 
         Raises:
             ConfigError: an ONNX, bf16 or compiled student, or no accepted guard record (names the command).
         """
-        from ade_distill.student.quantize import accepted_options, quantize_encoder
+        from ade_distill.student.quantize import accepted_int8, quantize_encoder
 
         if self.module is None:
             raise ConfigError("an ONNX student is quantized at export (ade-distill export-onnx --int8), not on load")
@@ -314,9 +315,9 @@ class StudentExtractor:
             if self.source == "in-memory":
                 raise ConfigError("torch int8 is used behind its accuracy guard, which measures a saved student: "
                                   "save it (save_pretrained) and run `ade-distill quantize --model FOLDER`")
-            options = accepted_options(self.source)
+            options, scales = accepted_int8(self.source)
         self.module.eval()
-        self.module.encoder, self.int8_layout = (quantizer or quantize_encoder)(self.module.encoder, options)
+        self.module.encoder, self.int8_layout = (quantizer or quantize_encoder)(self.module.encoder, options, scales)
         self.quantized = True
         return self
 

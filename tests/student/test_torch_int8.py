@@ -16,7 +16,13 @@ from ade_distill.errors import ConfigError
 from ade_distill.records import Example, write_examples
 from ade_distill.student.int8_guard import AccuracyGuardError
 from ade_distill.student.model import StudentExtractor
-from ade_distill.student.quantize import INT8_JSON, Int8Options, guard_torch_int8, quantize_encoder
+from ade_distill.student.quantize import (
+    INT8_JSON,
+    INT8_SCALES,
+    Int8Options,
+    guard_torch_int8,
+    quantize_encoder,
+)
 
 
 @pytest.fixture()
@@ -24,12 +30,12 @@ def student(trained_dir: Path, tmp_path: Path) -> Path:
     return shutil.copytree(trained_dir, tmp_path / "student")  # the guard writes into the folder
 
 
-def _broken(encoder: torch.nn.Module, options: Int8Options):
-    """int8 as usual, then the last layer's output projection zeroed (its scale kept): the states lose their last
-    feed-forward and attention contributions."""
-    quantized, layout = quantize_encoder(encoder, options)
+def _broken(encoder: torch.nn.Module, options: Int8Options, scales=None):
+    """int8 as usual, then every output projection zeroed: the states lose their feed-forward and attention
+    contributions."""
+    quantized, layout = quantize_encoder(encoder, options, scales)
     for name, layer in quantized.named_modules():
-        if name.endswith("output.dense") and isinstance(layer, torch.ao.nn.quantized.dynamic.Linear):
+        if "output.dense" in name and isinstance(layer, torch.ao.nn.quantized.dynamic.Linear):
             w, b = layer._packed_params._weight_bias()
             zero = torch.quantize_per_tensor(torch.zeros_like(w.dequantize()), 1.0, 0, torch.qint8)
             layer._packed_params.set_weight_bias(zero, None if b is None else torch.zeros_like(b))
@@ -42,8 +48,10 @@ def test_guard_accepts_records_and_quantize_true_uses_the_recorded_options(
     report = guard_torch_int8(student, tiny_train, check_source="tiny_train", max_f1_loss=100.0,
                               options=Int8Options(per_channel=True, float_ffn_output=True))
     assert report["accepted"] and report["runtime"] == "torch" and report["check_examples"] == len(tiny_train)
-    # MiniLM: 6 layers x 6 Linear layers, of which the 6 feed-forward outputs stay float
-    assert report["layout"] == {"int8_linears": 30, "float": {"ffn_output": 6}}
+    # MiniLM: 6 layers x 6 Linear layers, all smoothed, of which the 6 feed-forward outputs stay float
+    assert report["layout"] == {"int8_linears": 30, "smoothed": 36, "float": {"ffn_output": 6}}
+    assert report["smooth_alpha"] == 0.9 and report["calibration_texts"] == len(tiny_train)
+    assert (student / INT8_SCALES).is_file()
     assert set(report["loss_vs_gold"]) == {"strict", "lenient"}
     assert json.loads((student / INT8_JSON).read_text())["weights_sha256"] == report["weights_sha256"]
 
@@ -77,6 +85,10 @@ def test_quantize_true_needs_a_verdict_on_the_current_weights(student: Path, tin
         StudentExtractor.from_pretrained(student, quantize=True)
     guard_torch_int8(student, tiny_train, check_source="tiny_train", max_f1_loss=100.0)
     StudentExtractor.from_pretrained(student, quantize=True)  # accepted
+    scales = (student / INT8_SCALES).read_bytes()
+    (student / INT8_SCALES).write_bytes(scales[:-4] + b"\0\0\0\0")
+    with pytest.raises(ConfigError, match="int8_scales.safetensors is missing or changed"):
+        StudentExtractor.from_pretrained(student, quantize=True)
     fp32 = StudentExtractor.from_pretrained(student)
     with torch.no_grad():
         fp32.module.head_classifier.bias.add_(0.1)
@@ -126,3 +138,22 @@ def test_cli_quantize_then_predict_quantize(student: Path, tiny_train: list[Exam
         with pytest.raises(SystemExit) as exit_info:
             main()
         assert exit_info.value.code == code
+
+
+def test_smoothing_keeps_the_float_function_and_moves_outliers_into_the_weights() -> None:
+    from ade_distill.student.smoothing import activation_maxima, apply_smoothing, smoothing_scales
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.GELU(), torch.nn.Linear(16, 4))
+    x = torch.randn(32, 8)
+    x[:, 3] *= 50  # an outlier input channel
+    maxima = activation_maxima(net, lambda: net(x))
+    assert set(maxima) == {"0", "2"} and maxima["0"][3] == x[:, 3].abs().max()
+    scales = smoothing_scales(net, maxima, alpha=0.8)
+    assert scales["0"][3] == scales["0"].max()  # the outlier channel is divided the most
+    before = net(x)
+    apply_smoothing(net, scales)
+    assert torch.allclose(net(x), before, atol=1e-4)
+    assert type(net[0]).__name__ == "SmoothedLinear" and (x / scales["0"]).abs().max() < x.abs().max() / 10
+    with pytest.raises(KeyError, match="fits no Linear layer"):
+        apply_smoothing(net, {"1": torch.ones(16)})

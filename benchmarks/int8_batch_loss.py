@@ -1,0 +1,66 @@
+"""How much relation F1 torch int8 loses against fp32 on a fold's gold sentences, per batch size and option.
+
+Dynamic int8 quantizes each call's activations with one scale for the whole batch, so the loss depends on which
+texts share a batch. This prints the guard's measurement (:func:`ade_distill.student.int8_guard.measure_loss`) for
+each SETTING ``BATCH:KIND[:ALPHA]``: ``all`` quantizes every encoder Linear layer, ``ffn-float`` keeps the
+feed-forward outputs in float; ``ALPHA`` smooths the activations first (SmoothQuant, calibrated on the same
+sentences' texts, as ``ade-distill quantize`` does by default; 0 or absent: off):
+
+    python benchmarks/int8_batch_loss.py --model runs/models/KEY \\
+        --fold reports/ade_mpnet_compressed/folds/fold9/result/fold.json 64:all 16:all 64:ffn-float 64:all:0.8
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", type=Path, required=True, help="student folder")
+    ap.add_argument("--fold", type=Path, required=True, help="a fold.json whose gold_ids are the check sentences")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("settings", nargs="+", help="BATCH:all or BATCH:ffn-float, optionally :ALPHA")
+    args = ap.parse_args()
+
+    import torch
+
+    from ade_distill.data.corpora import load_corpus
+    from ade_distill.experiments.protocol import strip_labels
+    from ade_distill.student.int8_guard import measure_loss
+    from ade_distill.student.model import StudentExtractor
+    from ade_distill.student.quantize import Int8Options
+    from ade_distill.student.smoothing import activation_maxima, smoothing_scales
+
+    torch.set_num_threads(args.threads)
+    fold = json.loads(args.fold.read_text(encoding="utf-8"))
+    by_id = {e.id: e for e in load_corpus(fold.get("corpus", "ade"))}
+    gold = [by_id[i] for i in fold["gold_ids"]]
+    texts = strip_labels(gold)
+    print(f"model {args.model}; check set: {len(gold)} gold sentences of {args.fold}; torch {torch.__version__}")
+    reference = StudentExtractor.from_pretrained(args.model)
+    fp32 = reference.predict(texts)
+    maxima = activation_maxima(reference.module.encoder, lambda: reference.predict(texts))
+    print(f"{'setting':16s} {'loss vs gold s/l':>18s} {'agreement s/l':>15s}")
+    for setting in args.settings:
+        batch, kind, alpha = (setting.split(":") + ["0"])[:3]
+        if kind not in ("all", "ffn-float") or not batch.isdigit():
+            sys.exit(f"bad setting {setting!r}: use BATCH:all or BATCH:ffn-float, optionally :ALPHA")
+        scales = smoothing_scales(reference.module.encoder, maxima, float(alpha)) if float(alpha) else None
+        options = Int8Options(float_ffn_output=kind == "ffn-float", smooth_alpha=float(alpha))
+        model = StudentExtractor.from_pretrained(args.model).quantize(options, scales=scales)
+        r = measure_loss(gold, fp32, model.predict(texts, batch_size=int(batch)), labelled=True)
+        loss, agree = r["loss_vs_gold"], r["agreement_f1"]
+        print(f"{setting:16s} {loss['strict']:8.2f}/{loss['lenient']:<8.2f} {agree['strict']:7.2f}/{agree['lenient']:<7.2f}",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
