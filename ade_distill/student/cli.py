@@ -289,6 +289,24 @@ def _usable(path: Path, examples: list) -> tuple[list, dict[str, int]]:
     return kept, excluded
 
 
+# The int8 accuracy guard's options, shared by export-onnx --int8 and quantize.
+CheckGoldOpt = Annotated[
+    Path | None, typer.Option("--check-gold", help="Held-out labelled records for the int8 guard (default: the "
+                              "student's dev file, if it still exists unchanged).")
+]
+MaxF1LossOpt = Annotated[
+    float, typer.Option("--max-f1-loss", help="Refuse int8 when it loses more relation F1 points (strict or "
+                        "lenient) than this.")
+]
+GuardReferenceOpt = Annotated[
+    str | None, typer.Option("--guard-reference", help="What the int8 loss is measured against: gold (the check "
+                             "labels; default) or fp32 (the fp32 predictions).")
+]
+PerChannelOpt = Annotated[
+    bool, typer.Option("--per-channel/--per-tensor", help="int8 weight scales per output channel or per matrix.")
+]
+
+
 def export_onnx(
     model: Annotated[Path, typer.Option("--model", help="Student folder (ade-distill train --out).")],
     out: Annotated[
@@ -298,21 +316,10 @@ def export_onnx(
         bool, typer.Option("--int8/--no-int8", help="Also make an int8 model (dynamic quantization), kept only "
                            "if it passes the accuracy guard.")
     ] = False,
-    check_gold: Annotated[
-        Path | None, typer.Option("--check-gold", help="Held-out labelled records for the int8 guard (default: "
-                                  "the student's dev file, if it still exists unchanged).")
-    ] = None,
-    max_f1_loss: Annotated[
-        float, typer.Option("--max-f1-loss", help="Refuse int8 when it loses more relation F1 points (strict "
-                            "or lenient) than this.")
-    ] = 0.5,
-    reference: Annotated[
-        str | None, typer.Option("--guard-reference", help="What the int8 loss is measured against: gold (the "
-                                 "check labels; default) or fp32 (the fp32 predictions).")
-    ] = None,
-    per_channel: Annotated[
-        bool, typer.Option("--per-channel/--per-tensor", help="int8 weight scales per output channel or per matrix.")
-    ] = True,
+    check_gold: CheckGoldOpt = None,
+    max_f1_loss: MaxF1LossOpt = 0.5,
+    reference: GuardReferenceOpt = None,
+    per_channel: PerChannelOpt = True,
     float_ffn_output: Annotated[
         bool, typer.Option("--float-ffn-output/--int8-ffn-output", help="Keep the feed-forward output projections "
                            "in float (more accurate) or quantize them too (faster).")
@@ -352,21 +359,10 @@ def export_onnx(
 
 def quantize(
     model: Annotated[Path, typer.Option("--model", help="Student folder (ade-distill train --out).")],
-    check_gold: Annotated[
-        Path | None, typer.Option("--check-gold", help="Held-out labelled records for the int8 guard (default: "
-                                  "the student's dev file, if it still exists unchanged).")
-    ] = None,
-    max_f1_loss: Annotated[
-        float, typer.Option("--max-f1-loss", help="Refuse int8 when it loses more relation F1 points (strict "
-                            "or lenient) than this.")
-    ] = 0.5,
-    reference: Annotated[
-        str | None, typer.Option("--guard-reference", help="What the int8 loss is measured against: gold (the "
-                                 "check labels; default) or fp32 (the fp32 predictions).")
-    ] = None,
-    per_channel: Annotated[
-        bool, typer.Option("--per-channel/--per-tensor", help="int8 weight scales per output channel or per matrix.")
-    ] = True,
+    check_gold: CheckGoldOpt = None,
+    max_f1_loss: MaxF1LossOpt = 0.5,
+    reference: GuardReferenceOpt = None,
+    per_channel: PerChannelOpt = True,
     float_ffn_output: Annotated[
         bool, typer.Option("--float-ffn-output/--int8-ffn-output", help="Keep the feed-forward output projections "
                            "in float (more accurate, slower) or quantize them too (default).")
