@@ -88,7 +88,7 @@ def main() -> None:
 
     # Unguarded on purpose: this measures what int8 does to this model (predict --quantize uses int8 only after
     # `ade-distill quantize` accepted it on a held-out check set).
-    qstudent = StudentExtractor.from_pretrained(model_dir).quantize(Int8Options())
+    qstudent = StudentExtractor.from_pretrained(model_dir).quantize(Int8Options(smooth_alpha=0.0))
     qstudent.predict(sents[:64])
     t0 = time.perf_counter()
     q = qstudent.predict(sents, batch_size=args.batch_size)

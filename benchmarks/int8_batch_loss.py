@@ -50,7 +50,7 @@ def main() -> None:
     maxima = activation_maxima(reference.module.encoder, lambda: reference.predict(texts))
     print(f"{'setting':16s} {'loss vs gold s/l':>18s} {'agreement s/l':>15s}")
     for setting in args.settings:
-        batch, kind, alpha = (setting.split(":") + ["0"])[:3]
+        batch, kind, alpha = (setting.split(":") + ["", "0"])[:3]
         if kind not in ("all", "ffn-float") or not batch.isdigit():
             sys.exit(f"bad setting {setting!r}: use BATCH:all or BATCH:ffn-float, optionally :ALPHA")
         scales = smoothing_scales(reference.module.encoder, maxima, float(alpha)) if float(alpha) else None

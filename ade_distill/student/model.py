@@ -311,6 +311,8 @@ class StudentExtractor:
         if self.precision != "fp32" or self._compiled_stage1 is not None:
             raise ConfigError("an int8 student predicts in its own precision: quantize a student loaded without "
                               "precision bf16 and compile")
+        if self.quantized:
+            raise ConfigError("this student is already quantized: quantize a freshly loaded one")
         if options is None:
             if self.source == "in-memory":
                 raise ConfigError("torch int8 is used behind its accuracy guard, which measures a saved student: "
@@ -353,9 +355,10 @@ class StudentExtractor:
             return
         layers = dict(self.module.encoder.named_modules())
         for name, (weight, bias) in self._fp32_linears.items():
-            layers[name].weight.data = weight
+            device = layers[name].weight.device  # the module may have moved since (Ray workers, GPUs)
+            layers[name].weight.data = weight.to(device)
             if bias is not None:
-                layers[name].bias.data = bias
+                layers[name].bias.data = bias.to(device)
         self._fp32_linears = {}
 
     @contextlib.contextmanager

@@ -6,7 +6,8 @@ stay in float), after smoothing the activations' outlier channels into the weigh
 (:mod:`ade_distill.student.smoothing`, calibrated on the check set's texts or ``--calibration``). It predicts a
 check set (default: the student's own dev file) in fp32 and in int8 and judges the loss with the guard of
 :mod:`ade_distill.student.int8_guard` (default: at most 0.5 relation F1 points, strict and lenient). The verdict
-goes to ``FOLDER/int8.json`` with the options and the sha256 of the weights it measured, the smoothing scales to
+goes to ``FOLDER/int8.json`` with the options and a sha256 of the weights and settings it measured (``model.
+safetensors``, ``student.json``, ``task.yaml``), the smoothing scales to
 ``FOLDER/int8_scales.safetensors``.
 
 Activations are quantized per call with one scale for the whole batch, so int8 predictions depend a little on
@@ -78,6 +79,9 @@ def quantize_encoder(encoder: torch.nn.Module, options: Int8Options,
 
     from ade_distill.student.smoothing import apply_smoothing
 
+    if bool(options.smooth_alpha) != bool(scales):
+        raise ConfigError("smoothing scales go with smooth_alpha > 0 (and smooth_alpha > 0 needs them: ade-distill "
+                          "quantize computes them); give both, or smooth_alpha=0 without scales")
     work = copy.deepcopy(encoder)
     if scales:
         apply_smoothing(work, scales)
@@ -100,10 +104,15 @@ def quantize_encoder(encoder: torch.nn.Module, options: Int8Options,
 
 
 def _weights_sha256(folder: Path) -> str:
-    from ade_distill.hashing import path_sha256
-    from ade_distill.student.folder import WEIGHTS
+    """One sha256 over what the verdict measured: the weights, the student's settings (thresholds, max_length)
+    and its task."""
+    import hashlib
 
-    return path_sha256(folder / WEIGHTS)
+    from ade_distill.hashing import path_sha256
+    from ade_distill.student.folder import STUDENT_JSON, TASK_YAML, WEIGHTS
+
+    parts = [path_sha256(folder / name) for name in (WEIGHTS, STUDENT_JSON, TASK_YAML)]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
 def guard_hint(folder: str | Path) -> str:
@@ -135,7 +144,7 @@ def accepted_int8(folder: str | Path) -> tuple[Int8Options, dict[str, torch.Tens
         raise ConfigError(f"{p}: its int8 model was refused by the accuracy guard ({report.get('message', '?')}, "
                           f"more than {report.get('max_f1_loss')} points): predict without --quantize")
     if report.get("weights_sha256") != _weights_sha256(p):
-        raise ConfigError(f"{p}: the weights changed since {INT8_JSON} measured them: {guard_hint(p)}")
+        raise ConfigError(f"{p}: the weights or settings changed since {INT8_JSON} measured them: {guard_hint(p)}")
     if not options.smooth_alpha:
         return options, None
     scales_file = p / INT8_SCALES

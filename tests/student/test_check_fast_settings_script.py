@@ -21,8 +21,9 @@ from ade_distill.student.model import StudentExtractor
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _run(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+def _run(repo: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+           **(env or {})}
     return subprocess.run(["bash", str(repo / "scripts" / "check_fast_settings.sh"), *args], capture_output=True,
                           text=True, env=env, timeout=900)
 
@@ -79,11 +80,17 @@ def test_check_fold_guards_torch_int8_on_a_copy(repo: Path, trained_dir: Path, a
         (folds / f"fold{k}" / "result" / "fold.json").write_text(json.dumps({"fold": k, "gold_ids": ids}))
     committed = StudentExtractor.from_pretrained(trained_dir).predict(strip_labels(gold))
     write_examples(folds / "fold0" / "result" / "predictions" / "student.jsonl", committed)
-    out = repo / "check"
-    res = _run(repo, "run", "0", "student", str(trained_dir), str(out), "9")
-    assert res.returncode == 0, res.stderr[-3000:]
-    verdict = json.loads((out / "int8.json").read_text())
-    assert verdict["check_examples"] == len(tiny_train) and verdict["runtime"] == "torch"
-    scores = json.loads((out / "scores" / "results.json").read_text())["results"]
-    assert ("int8" in scores) == verdict["accepted"]  # a refused int8 gets no row
+    for limit, accepted in (("100", True), ("0", None)):  # a generous guard accepts; a strict one may refuse
+        out = repo / f"check{limit}"
+        res = _run(repo, "run", "0", "student", str(trained_dir), str(out), "9", env={"INT8_MAX_F1_LOSS": limit})
+        assert res.returncode == 0, res.stderr[-3000:]
+        verdict = json.loads((out / "int8.json").read_text())
+        assert verdict["check_examples"] == len(tiny_train) and verdict["runtime"] == "torch"
+        assert accepted is None or verdict["accepted"] is accepted
+        scores = json.loads((out / "scores" / "results.json").read_text())["results"]
+        assert ("int8" in scores) == verdict["accepted"]  # a refused int8 gets no row
+        if verdict["accepted"]:
+            assert scores["int8"]["strict"]["relation"]["micro"]["f1"] > 0
+        else:
+            assert "int8 refused by its guard on fold 9" in res.stderr
     assert not (trained_dir / "int8.json").exists()  # the model folder itself is only read

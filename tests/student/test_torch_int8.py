@@ -96,7 +96,12 @@ def test_quantize_true_needs_a_verdict_on_the_current_weights(student: Path, tin
     assert not (student / INT8_JSON).exists()
     (student / INT8_JSON).write_text(json.dumps({"accepted": True, "per_channel": True, "float_ffn_output": False,
                                                  "weights_sha256": "0" * 64}))
-    with pytest.raises(ConfigError, match="weights changed since int8.json measured them"):
+    with pytest.raises(ConfigError, match="weights or settings changed since int8.json measured them"):
+        StudentExtractor.from_pretrained(student, quantize=True)
+    guard_torch_int8(student, tiny_train, check_source="tiny_train", max_f1_loss=100.0)
+    cfg = json.loads((student / "student.json").read_text())
+    (student / "student.json").write_text(json.dumps({**cfg, "head_threshold": 0.3}))  # other decoding settings
+    with pytest.raises(ConfigError, match="weights or settings changed"):
         StudentExtractor.from_pretrained(student, quantize=True)
     (student / INT8_JSON).write_text("{")
     with pytest.raises(ConfigError, match="not an int8 guard record"):
@@ -157,3 +162,12 @@ def test_smoothing_keeps_the_float_function_and_moves_outliers_into_the_weights(
     assert type(net[0]).__name__ == "SmoothedLinear" and (x / scales["0"]).abs().max() < x.abs().max() / 10
     with pytest.raises(KeyError, match="fits no Linear layer"):
         apply_smoothing(net, {"1": torch.ones(16)})
+
+
+def test_quantize_refuses_smoothing_without_scales_and_a_second_quantization(trained_dir: Path) -> None:
+    student = StudentExtractor.from_pretrained(trained_dir)
+    with pytest.raises(ConfigError, match="smoothing scales go with smooth_alpha > 0"):
+        student.quantize(Int8Options())  # smooth_alpha 0.9 by default, and no scales
+    student.quantize(Int8Options(smooth_alpha=0.0))
+    with pytest.raises(ConfigError, match="already quantized"):
+        student.quantize(Int8Options(smooth_alpha=0.0))

@@ -146,10 +146,10 @@ def test_int8_quantized_predictions_agree(trained_dir: Path, tiny_train: list[Ex
     from ade_distill.student.quantize import Int8Options
 
     fp32 = StudentExtractor.from_pretrained(trained_dir).predict(tiny_train)
-    int8 = StudentExtractor.from_pretrained(trained_dir).quantize(Int8Options()).predict(tiny_train)  # unguarded
+    int8 = StudentExtractor.from_pretrained(trained_dir).quantize(Int8Options(smooth_alpha=0.0)).predict(tiny_train)  # unguarded
     a = {(p.id, s.start, s.end, s.label) for p in fp32 for s in p.spans}
     b = {(p.id, s.start, s.end, s.label) for p in int8 for s in p.spans}
     assert int8[0].meta["predicted_by"]["quantized"] is True
-    # int8 is opt-in and guarded (tests/student/test_torch_int8.py): per-tensor, it agreed with fp32 at span F1
-    # 0.84 only on 2,000 ADE sentences (benchmarks/bench_student.py)
+    # plain int8 (unsmoothed, unguarded): int8 is opt-in and guarded (tests/student/test_torch_int8.py); an early
+    # per-tensor version agreed with fp32 at span F1 0.84 only on 2,000 ADE sentences (benchmarks/bench_student.py)
     assert 2 * len(a & b) / (len(a) + len(b)) >= 0.7
