@@ -341,8 +341,8 @@ class StudentExtractor:
     def _cast_encoder_linears(self, *, to_bf16: bool) -> None:
         """Keep the encoder's Linear weights in bfloat16 while the student predicts in bf16, and its fp32 weights
         aside (restored for fp32 and for :meth:`save_pretrained`). Autocast would cast each fp32 weight to bf16 on
-        every forward pass anyway: the results are the same, bit for bit, without that cost (about a tenth of a
-        bf16 pass on 2 CPU cores for MiniLM-L6). The task layers stay fp32 (stage 2 slices their weights)."""
+        every forward pass anyway: the results are the same, bit for bit, without that cost. The task layers stay
+        fp32 (stage 2 slices their weights)."""
         assert self.module is not None
         if to_bf16:
             self._fp32_linears = {}
