@@ -165,6 +165,20 @@ def load_fold_result(folder: Path, by_id: dict[str, Example]) -> FoldResult:
                       raw["contamination"], raw["timings"], raw["student_speed"])
 
 
+
+def _same_encoder(a: str, b: str) -> bool:
+    """Whether two encoder names (aliases, hub names, folders) name the same weights. Different names that cannot
+    both be resolved here (an encoder package not installed) are taken as different, without resolving them."""
+    from ade_distill.errors import ConfigError
+    from ade_distill.student.encoders import resolve_encoder
+
+    if a == b:
+        return True
+    try:
+        return resolve_encoder(a) == resolve_encoder(b)
+    except ConfigError:
+        return False
+
 class Reproduction:
     """One reproduction run of a validated config."""
 
@@ -219,15 +233,13 @@ class Reproduction:
         for _, options in cc.hop_options():
             self.compress_config(options)  # raises ConfigError naming a bad option
         if cc.options.get("init") == "teacher":
-            from ade_distill.student.encoders import resolve_encoder
-
             first = self.compress_config()
             why = (f"the distilled student is an ensemble of {self.cfg.ensemble.seeds}"
                    if self.cfg.ensemble.seeds > 1 else
                    "the distilled student's encoder is adapted (adapt_encoder), a folder no option can name"
                    if self.cfg.adapt_encoder is not None else
                    f"compress.options.encoder is {first.encoder!r} but the distilled student's is {self.base_encoder!r}"
-                   if resolve_encoder(first.encoder) != resolve_encoder(self.base_encoder) else None)
+                   if not _same_encoder(first.encoder, self.base_encoder) else None)
             if why:
                 raise ConfigError(f"compress.options.init: 'teacher' copies the one distilled student, but {why}; "
                                   "use init 'encoder' for the first hop")
