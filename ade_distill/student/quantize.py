@@ -103,7 +103,7 @@ def quantize_encoder(encoder: torch.nn.Module, options: Int8Options,
     return quantized, {"int8_linears": len(spec), "smoothed": len(scales or {}), "float": {"ffn_output": kept_float}}
 
 
-def _weights_sha256(folder: Path) -> str:
+def _measured_sha256(folder: Path) -> str:
     """One sha256 over what the verdict measured: the weights, the student's settings (thresholds, max_length)
     and its task."""
     import hashlib
@@ -143,7 +143,7 @@ def accepted_int8(folder: str | Path) -> tuple[Int8Options, dict[str, torch.Tens
     if not report.get("accepted"):
         raise ConfigError(f"{p}: its int8 model was refused by the accuracy guard ({report.get('message', '?')}, "
                           f"more than {report.get('max_f1_loss')} points): predict without --quantize")
-    if report.get("weights_sha256") != _weights_sha256(p):
+    if report.get("weights_sha256") != _measured_sha256(p):
         raise ConfigError(f"{p}: the weights or settings changed since {INT8_JSON} measured them: {guard_hint(p)}")
     if not options.smooth_alpha:
         return options, None
@@ -218,7 +218,7 @@ def guard_torch_int8(
                     check_source=check_source)
     report = {
         "format": INT8_FORMAT, "runtime": "torch", "method": "dynamic", "weights": "int8",
-        **options.model_dump(), **extra, "layout": layout, "weights_sha256": _weights_sha256(folder),
+        **options.model_dump(), **extra, "layout": layout, "weights_sha256": _measured_sha256(folder),
         "batch_size": batch_size, **verdict,
         "sentences_per_second": {"fp32": round(len(check) / t_fp32, 1), "int8": round(len(check) / t_int8, 1)},
         "torch": torch.__version__, "quantized_engine": torch.backends.quantized.engine,
