@@ -77,7 +77,7 @@ def quantize_encoder(encoder: torch.nn.Module, options: Int8Options,
     import torch
     from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_qconfig, quantize_dynamic
 
-    from ade_distill.student.smoothing import apply_smoothing
+    from ade_distill.student.smoothing import apply_smoothing, smoothable_linears
 
     if bool(options.smooth_alpha) != bool(scales):
         raise ConfigError("smoothing scales go with smooth_alpha > 0 (and smooth_alpha > 0 needs them: ade-distill "
@@ -90,9 +90,7 @@ def quantize_encoder(encoder: torch.nn.Module, options: Int8Options,
     qconfig = per_channel_dynamic_qconfig if options.per_channel else default_dynamic_qconfig
     spec: dict[str, Any] = {}
     kept_float = 0
-    for name, layer in work.named_modules():
-        if not isinstance(layer, torch.nn.Linear) or name.split(".")[0] == "pooler":  # the pooler's output is unused
-            continue
+    for name, layer in smoothable_linears(work).items():  # every Linear layer but the pooler's
         if options.float_ffn_output and (layer.in_features, layer.out_features) == ffn_shape:
             kept_float += 1
             continue
