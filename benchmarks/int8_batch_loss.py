@@ -2,12 +2,15 @@
 
 Dynamic int8 quantizes each call's activations with one scale for the whole batch, so the loss depends on which
 texts share a batch. This prints the guard's measurement (:func:`ade_distill.student.int8_guard.measure_loss`) for
-each SETTING ``BATCH:KIND[:ALPHA]``: ``all`` quantizes every encoder Linear layer, ``ffn-float`` keeps the
-feed-forward outputs in float; ``ALPHA`` smooths the activations first (SmoothQuant, calibrated on the same
-sentences' texts, as ``ade-distill quantize`` does by default; 0 or absent: off):
+each SETTING ``BATCH:KIND[:ALPHA[:PLAN]]``: ``all`` quantizes every encoder Linear layer, ``ffn-float`` keeps
+the feed-forward outputs in float; ``ALPHA`` smooths the activations first (SmoothQuant, calibrated on the same
+sentences' texts, as ``ade-distill quantize`` does by default; 0 or absent: off); ``PLAN`` is ``shared`` (the
+default plan: query, key and value share a division, the attention output's folds into value) or ``separate``
+(one division per layer, the plan before 2026-12-01):
 
     python benchmarks/int8_batch_loss.py --model runs/models/KEY \\
-        --fold reports/ade_mpnet_compressed/folds/fold9/result/fold.json 64:all 16:all 64:ffn-float 64:all:0.8
+        --fold reports/ade_mpnet_compressed/folds/fold9/result/fold.json 64:all 16:all 64:ffn-float 64:all:0.8 \\
+        64:all:0.9:separate
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ def main() -> None:
     from ade_distill.student.int8_guard import measure_loss
     from ade_distill.student.model import StudentExtractor
     from ade_distill.student.quantize import Int8Options
-    from ade_distill.student.smoothing import activation_maxima, smoothing_scales
+    from ade_distill.student.smoothing import SmoothingPlan, calibrate, smoothing_scales
 
     torch.set_num_threads(args.threads)
     fold = json.loads(args.fold.read_text(encoding="utf-8"))
@@ -47,15 +50,19 @@ def main() -> None:
     print(f"model {args.model}; check set: {len(gold)} gold sentences of {args.fold}; torch {torch.__version__}")
     reference = StudentExtractor.from_pretrained(args.model)
     fp32 = reference.predict(texts)
-    maxima = activation_maxima(reference.module.encoder, lambda: reference.predict(texts))
+    calibration = calibrate(reference.module.encoder, lambda: reference.predict(texts))
     print(f"{'setting':16s} {'loss vs gold s/l':>18s} {'agreement s/l':>15s}")
     for setting in args.settings:
-        batch, kind, alpha = (setting.split(":") + ["", "0"])[:3]
-        if kind not in ("all", "ffn-float") or not batch.isdigit():
-            sys.exit(f"bad setting {setting!r}: use BATCH:all or BATCH:ffn-float, optionally :ALPHA")
-        scales = smoothing_scales(reference.module.encoder, maxima, float(alpha)) if float(alpha) else None
+        parts = setting.split(":")
+        defaults = ["", "", "0", "shared"]  # BATCH, KIND, ALPHA, PLAN
+        batch, kind, alpha, plan_name = parts + defaults[len(parts):] if len(parts) <= 4 else defaults
+        if kind not in ("all", "ffn-float") or not batch.isdigit() or plan_name not in ("shared", "separate"):
+            sys.exit(f"bad setting {setting!r}: use BATCH:all or BATCH:ffn-float, optionally :ALPHA[:shared|separate]")
+        plan = SmoothingPlan.separate(sorted(calibration.maxima)) if plan_name == "separate" else None
+        smoothing = (smoothing_scales(reference.module.encoder, calibration, float(alpha), plan) if float(alpha)
+                     else None)
         options = Int8Options(float_ffn_output=kind == "ffn-float", smooth_alpha=float(alpha))
-        model = StudentExtractor.from_pretrained(args.model).quantize(options, scales=scales)
+        model = StudentExtractor.from_pretrained(args.model).quantize(options, smoothing=smoothing)
         r = measure_loss(gold, fp32, model.predict(texts, batch_size=int(batch)), labelled=True)
         loss, agree = r["loss_vs_gold"], r["agreement_f1"]
         print(f"{setting:16s} {loss['strict']:8.2f}/{loss['lenient']:<8.2f} {agree['strict']:7.2f}/{agree['lenient']:<7.2f}",

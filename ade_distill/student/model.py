@@ -40,6 +40,7 @@ from ade_distill.tasks.spec import TaskSpec, load_task
 
 if TYPE_CHECKING:
     from ade_distill.student.quantize import Int8Options
+    from ade_distill.student.smoothing import Smoothing
 
 log = logging.getLogger(__name__)
 
@@ -290,7 +291,7 @@ class StudentExtractor:
         self.source = str(p)
         return p
 
-    def quantize(self, options: Int8Options | None = None, *, scales: dict[str, torch.Tensor] | None = None,
+    def quantize(self, options: Int8Options | None = None, *, smoothing: Smoothing | None = None,
                  quantizer: Any = None) -> StudentExtractor:
         """Dynamic int8 quantization of the encoder's Linear layers (CPU inference only; in place); the small task
         layers stay in float (stage 2 reads the tail layer's weight matrix directly). The layout is kept in
@@ -298,7 +299,7 @@ class StudentExtractor:
 
         Without ``options``, only behind the accuracy guard: the student's folder must hold an ``int8.json`` that
         accepted its current weights (``ade-distill quantize``), whose options and smoothing scales are used.
-        ``options`` (and ``scales``: :mod:`~ade_distill.student.smoothing`) quantize unguarded (what the guard
+        ``options`` (and ``smoothing``: :mod:`~ade_distill.student.smoothing`) quantize unguarded (what the guard
         itself measures); ``quantizer`` replaces :func:`~ade_distill.student.quantize.quantize_encoder`.
 
         Raises:
@@ -317,9 +318,9 @@ class StudentExtractor:
             if self.source == "in-memory":
                 raise ConfigError("torch int8 is used behind its accuracy guard, which measures a saved student: "
                                   "save it (save_pretrained) and run `ade-distill quantize --model FOLDER`")
-            options, scales = accepted_int8(self.source)
+            options, smoothing = accepted_int8(self.source)
         self.module.eval()
-        self.module.encoder, self.int8_layout = (quantizer or quantize_encoder)(self.module.encoder, options, scales)
+        self.module.encoder, self.int8_layout = (quantizer or quantize_encoder)(self.module.encoder, options, smoothing)
         self.quantized = True
         return self
 

@@ -3,11 +3,13 @@
 ``ade-distill quantize --model FOLDER`` applies torch's dynamic quantization to the student's encoder (int8
 weights, one scale per output channel by default; activations quantized on the fly at each call; the task layers
 stay in float), after smoothing the activations' outlier channels into the weights
-(:mod:`ade_distill.student.smoothing`, calibrated on the check set's texts or ``--calibration``). It predicts a
+(:mod:`ade_distill.student.smoothing`, calibrated on the check set's texts or ``--calibration``; query, key and
+value share one division of their input, the attention output's is folded into the value projection, and the
+float function is checked to be unchanged before anything is measured). It predicts a
 check set (default: the student's own dev file) in fp32 and in int8 and judges the loss with the guard of
 :mod:`ade_distill.student.int8_guard` (default: at most 0.5 relation F1 points, strict and lenient). The verdict
 goes to ``FOLDER/int8.json`` with the options and a sha256 of the weights and settings it measured (``model.
-safetensors``, ``student.json``, ``task.yaml``), the smoothing scales to
+safetensors``, ``student.json``, ``task.yaml``), the smoothing scales and plan to
 ``FOLDER/int8_scales.safetensors``.
 
 Activations are quantized per call with one scale for the whole batch, so int8 predictions depend a little on
@@ -45,6 +47,8 @@ from ade_distill.student.int8_guard import (
 if TYPE_CHECKING:
     import torch
 
+    from ade_distill.student.smoothing import Smoothing
+
 log = logging.getLogger(__name__)
 
 INT8_JSON = "int8.json"
@@ -56,9 +60,10 @@ class Int8Options(BaseModel):
     """How the encoder is quantized: ``per_channel`` weight scales (else one per matrix); ``float_ffn_output``
     keeps the feed-forward output projections (intermediate → hidden) in float: more accurate, slower;
     ``smooth_alpha`` migrates activation outliers into the weights first (:mod:`ade_distill.student.smoothing`;
-    0: off). 0.9 was chosen on dev fold 9: over the compressed students of folds 1-3, relation agreement with
-    fp32 was 98.0 strict / 99.0 lenient, against 97.5 / 98.7 at 0.8 and 94.4 / 97.0 unsmoothed
-    (``benchmarks/int8_batch_loss.py``; reports/compression/bench/int8_alpha_fold9.txt)."""
+    0: off). 0.9 was chosen on dev fold 9 (with one division per layer): over the compressed students of folds
+    1-3, relation agreement with fp32 was 98.0 strict / 99.0 lenient, against 97.5 / 98.7 at 0.8 and 94.4 / 97.0
+    unsmoothed (``benchmarks/int8_batch_loss.py``; reports/compression/bench/int8_alpha_fold9.txt). With the
+    shared plan it was 97.7 / 98.8 (reports/compression/bench/int8_plan_fold9.txt)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -68,10 +73,11 @@ class Int8Options(BaseModel):
 
 
 def quantize_encoder(encoder: torch.nn.Module, options: Int8Options,
-                     scales: dict[str, torch.Tensor] | None = None) -> tuple[torch.nn.Module, dict[str, Any]]:
+                     smoothing: Smoothing | None = None) -> tuple[torch.nn.Module, dict[str, Any]]:
     """The encoder with its Linear layers in dynamic int8 (a new module; the argument is left as it was), smoothed
-    first by ``scales`` (:func:`~ade_distill.student.smoothing.apply_smoothing`) when given, and the layout: how
-    many Linear layers are int8, how many were smoothed and which stayed float."""
+    first (:func:`~ade_distill.student.smoothing.apply_smoothing`) when ``smoothing`` is given, and the layout: how
+    many Linear layers are int8, how many were smoothed, with how many element-wise divisions and folds, and which
+    stayed float."""
     import copy
 
     import torch
@@ -79,12 +85,12 @@ def quantize_encoder(encoder: torch.nn.Module, options: Int8Options,
 
     from ade_distill.student.smoothing import apply_smoothing, smoothable_linears
 
-    if bool(options.smooth_alpha) != bool(scales):
+    if bool(options.smooth_alpha) != bool(smoothing and smoothing.scales):
         raise ConfigError("smoothing scales go with smooth_alpha > 0 (and smooth_alpha > 0 needs them: ade-distill "
                           "quantize computes them); give both, or smooth_alpha=0 without scales")
     work = copy.deepcopy(encoder)
-    if scales:
-        apply_smoothing(work, scales)
+    if smoothing:
+        apply_smoothing(work, smoothing)
     cfg = getattr(encoder, "config", None)
     ffn_shape = (getattr(cfg, "intermediate_size", None), getattr(cfg, "hidden_size", None))
     qconfig = per_channel_dynamic_qconfig if options.per_channel else default_dynamic_qconfig
@@ -98,7 +104,11 @@ def quantize_encoder(encoder: torch.nn.Module, options: Int8Options,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao.quantization deprecation notices
         quantized = quantize_dynamic(work, spec, dtype=torch.qint8, inplace=True)
-    return quantized, {"int8_linears": len(spec), "smoothed": len(scales or {}), "float": {"ffn_output": kept_float}}
+    plan = smoothing.plan if smoothing else None
+    return quantized, {"int8_linears": len(spec), "smoothed": len(plan.layers()) if plan else 0,
+                       "divisions": len(plan.groups) if plan else 0, "folded": len(plan.folds) if plan else 0,
+                       "divided_outputs": len(plan.outputs) if plan else 0,
+                       "float": {"ffn_output": kept_float}}
 
 
 def _measured_sha256(folder: Path) -> str:
@@ -113,12 +123,29 @@ def _measured_sha256(folder: Path) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
+MAX_FLOAT_DRIFT = 1e-3
+
+
+def _check_float_drift(student: Any, smoothing: Smoothing, texts: list[str]) -> None:
+    """Smoothing must leave the float encoder's function as it was (up to rounding); a plan that does not (a fold
+    rule that does not hold for this architecture) is a bug, refused before anything is measured."""
+    from ade_distill.student.smoothing import float_drift
+
+    enc = student.tokenizer(texts, padding=True, truncation=True, max_length=student.config.max_length,
+                            return_tensors="pt")
+    drift = float_drift(student.module.encoder, smoothing, enc["input_ids"], enc["attention_mask"])
+    if drift > MAX_FLOAT_DRIFT:
+        raise ConfigError(f"activation smoothing changed this encoder's float outputs by {drift:.2e} (relative; at "
+                          f"most {MAX_FLOAT_DRIFT:g} allowed): its smoothing plan does not fit the architecture "
+                          f"({type(student.module.encoder).__name__}); quantize with --smooth-alpha 0")
+
+
 def guard_hint(folder: str | Path) -> str:
     return (f"run `ade-distill quantize --model {folder} [--check-gold HELDOUT.jsonl]` to measure its int8 loss "
             f"first, or predict without --quantize")
 
 
-def accepted_int8(folder: str | Path) -> tuple[Int8Options, dict[str, torch.Tensor] | None]:
+def accepted_int8(folder: str | Path) -> tuple[Int8Options, Smoothing | None]:
     """The int8 options (and smoothing scales) the folder's guard accepted for its current weights.
 
     Raises:
@@ -148,9 +175,9 @@ def accepted_int8(folder: str | Path) -> tuple[Int8Options, dict[str, torch.Tens
     scales_file = p / INT8_SCALES
     if not scales_file.exists() or path_sha256(scales_file) != report.get("scales_sha256"):
         raise ConfigError(f"{p}: {INT8_SCALES} is missing or changed since {INT8_JSON} measured it: {guard_hint(p)}")
-    from safetensors.torch import load_file
+    from ade_distill.student.smoothing import Smoothing
 
-    return options, load_file(str(scales_file))
+    return options, Smoothing.load(scales_file)
 
 
 def guard_torch_int8(
@@ -169,14 +196,13 @@ def guard_torch_int8(
         ConfigError: not a student folder, no check set, bad options.
     """
     import torch
-    from safetensors.torch import save_file
 
     from ade_distill.experiments.protocol import strip_labels
     from ade_distill.hashing import path_sha256
     from ade_distill.records import Example as Record
     from ade_distill.student.folder import check_student_folder
     from ade_distill.student.model import StudentExtractor
-    from ade_distill.student.smoothing import activation_maxima, smoothing_scales
+    from ade_distill.student.smoothing import calibrate, smoothing_scales
 
     folder = Path(path)
     check_student_folder(folder)
@@ -197,18 +223,19 @@ def guard_torch_int8(
     t0 = time.perf_counter()
     fp32 = fp32_student.predict(texts, batch_size=batch_size)
     t_fp32 = time.perf_counter() - t0
-    scales = None
+    smoothing = None
     extra: dict[str, Any] = {}
     if options.smooth_alpha:
         calib = texts if calibration is None else [Record(id=f"calibration-{i}", text=t) for i, t in enumerate(calibration)]
-        maxima = activation_maxima(fp32_student.module.encoder,
-                                   lambda: fp32_student.predict(calib, batch_size=batch_size))
-        scales = smoothing_scales(fp32_student.module.encoder, maxima, options.smooth_alpha)
-        save_file({k: v.contiguous() for k, v in scales.items()}, str(folder / INT8_SCALES))
+        encoder = fp32_student.module.encoder
+        smoothing = smoothing_scales(encoder, calibrate(encoder, lambda: fp32_student.predict(calib, batch_size=batch_size)),
+                                     options.smooth_alpha)
+        _check_float_drift(fp32_student, smoothing, [e.text for e in calib[:32]])
+        smoothing.save(folder / INT8_SCALES)
         extra = {"calibration": calibration_source, "calibration_texts": len(calib),
                  "scales_sha256": path_sha256(folder / INT8_SCALES)}
     int8_student = StudentExtractor.from_pretrained(folder)
-    layout = int8_student.quantize(options, scales=scales, quantizer=quantizer).int8_layout
+    layout = int8_student.quantize(options, smoothing=smoothing, quantizer=quantizer).int8_layout
     t0 = time.perf_counter()
     int8 = int8_student.predict(texts, batch_size=batch_size)
     t_int8 = time.perf_counter() - t0

@@ -30,10 +30,10 @@ def student(trained_dir: Path, tmp_path: Path) -> Path:
     return shutil.copytree(trained_dir, tmp_path / "student")  # the guard writes into the folder
 
 
-def _broken(encoder: torch.nn.Module, options: Int8Options, scales=None):
+def _broken(encoder: torch.nn.Module, options: Int8Options, smoothing=None):
     """int8 as usual, then every output projection zeroed: the states lose their feed-forward and attention
     contributions."""
-    quantized, layout = quantize_encoder(encoder, options, scales)
+    quantized, layout = quantize_encoder(encoder, options, smoothing)
     for name, layer in quantized.named_modules():
         if "output.dense" in name and isinstance(layer, torch.ao.nn.quantized.dynamic.Linear):
             w, b = layer._packed_params._weight_bias()
@@ -48,8 +48,11 @@ def test_guard_accepts_records_and_quantize_true_uses_the_recorded_options(
     report = guard_torch_int8(student, tiny_train, check_source="tiny_train", max_f1_loss=100.0,
                               options=Int8Options(per_channel=True, float_ffn_output=True))
     assert report["accepted"] and report["runtime"] == "torch" and report["check_examples"] == len(tiny_train)
-    # MiniLM: 6 layers x 6 Linear layers, all smoothed, of which the 6 feed-forward outputs stay float
-    assert report["layout"] == {"int8_linears": 30, "smoothed": 36, "float": {"ffn_output": 6}}
+    # MiniLM: 6 layers x 6 Linear layers, all smoothed, of which the 6 feed-forward outputs stay float; per layer
+    # query, key and value share one division, the attention output's is folded into value, the feed-forward
+    # input has one and the feed-forward output's is done in the activation's output
+    assert report["layout"] == {"int8_linears": 30, "smoothed": 36, "divisions": 12, "folded": 6,
+                                "divided_outputs": 6, "float": {"ffn_output": 6}}
     assert report["smooth_alpha"] == 0.9 and report["calibration_texts"] == len(tiny_train)
     assert (student / INT8_SCALES).is_file()
     assert set(report["loss_vs_gold"]) == {"strict", "lenient"}
@@ -145,23 +148,109 @@ def test_cli_quantize_then_predict_quantize(student: Path, tiny_train: list[Exam
         assert exit_info.value.code == code
 
 
-def test_smoothing_keeps_the_float_function_and_moves_outliers_into_the_weights() -> None:
-    from ade_distill.student.smoothing import activation_maxima, apply_smoothing, smoothing_scales
+class _Block(torch.nn.Module):
+    """Two layers reading one input (like query and key), then a third reading their product."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b, self.c = torch.nn.Linear(8, 16), torch.nn.Linear(8, 16), torch.nn.Linear(16, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.c(torch.nn.functional.gelu(self.a(x) * self.b(x)))
+
+
+def test_smoothing_keeps_the_float_function_shares_one_division_and_moves_outliers_into_the_weights() -> None:
+    from ade_distill.student.smoothing import (
+        SharedDivision,
+        Smoothing,
+        apply_smoothing,
+        calibrate,
+        smoothing_scales,
+    )
 
     torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.GELU(), torch.nn.Linear(16, 4))
+    net = _Block()
     x = torch.randn(32, 8)
     x[:, 3] *= 50  # an outlier input channel
-    maxima = activation_maxima(net, lambda: net(x))
-    assert set(maxima) == {"0", "2"} and maxima["0"][3] == x[:, 3].abs().max()
-    scales = smoothing_scales(net, maxima, alpha=0.8)
-    assert scales["0"][3] == scales["0"].max()  # the outlier channel is divided the most
+    calibration = calibrate(net, lambda: net(x))
+    assert calibration.groups == [("a", "b"), ("c",)]  # a and b read the same tensor
+    assert calibration.maxima["a"][3] == x[:, 3].abs().max()
+    smoothing = smoothing_scales(net, calibration, alpha=0.8)
+    s = smoothing.scales["a"]
+    assert torch.equal(s, smoothing.scales["b"]) and s[3] == s.max()  # one scale; the outlier divided the most
+    w_max = torch.maximum(net.a.weight.abs().amax(0), net.b.weight.abs().amax(0))
+    assert torch.allclose(s, x.abs().amax(0) ** 0.8 / w_max ** 0.2)
     before = net(x)
-    apply_smoothing(net, scales)
+    apply_smoothing(net, smoothing)
     assert torch.allclose(net(x), before, atol=1e-4)
-    assert type(net[0]).__name__ == "SmoothedLinear" and (x / scales["0"]).abs().max() < x.abs().max() / 10
-    with pytest.raises(KeyError, match="fits no Linear layer"):
-        apply_smoothing(net, {"1": torch.ones(16)})
+    assert net.a.division is net.b.division and isinstance(net.a.division, SharedDivision)
+    assert net.a.division._out is None  # dropped once both layers took it
+    with pytest.raises(KeyError, match="no Linear layer"):
+        apply_smoothing(net, Smoothing(scales={"zz": torch.ones(8)}, plan=type(smoothing.plan)(groups=(("zz",),))))
+
+
+def test_shared_division_multiplies_once_per_input_and_recomputes_for_a_new_one() -> None:
+    from ade_distill.student.smoothing import SharedDivision
+
+    div = SharedDivision(torch.tensor([0.5, 2.0]), members=3)
+    x = torch.ones(4, 2)
+    first = div(x)
+    assert div(x) is first  # the second member takes the same tensor
+    y = 3 * torch.ones(4, 2)  # a new input before the third member: recomputed
+    assert torch.equal(div(y), torch.tensor([1.5, 6.0]).expand(4, 2))
+    assert div(y) is div(y) and div._out is None  # the group of three took it: dropped
+    assert div(x) is not first and torch.equal(div(x), first)
+
+
+def test_divided_output_divides_in_place_unless_autograd_records() -> None:
+    from ade_distill.student.smoothing import DividedOutput
+
+    act = DividedOutput(torch.nn.GELU(), torch.tensor([0.5, 2.0]))
+    x = torch.tensor([[1.0, -1.0]])
+    expected = torch.nn.functional.gelu(x) * torch.tensor([0.5, 2.0])
+    with torch.inference_mode():
+        assert torch.allclose(act(x), expected)
+    w = x.clone().requires_grad_()
+    out = act(w)
+    out.sum().backward()  # an in-place multiply of GELU's output would break its backward
+    assert torch.allclose(out, expected) and w.grad is not None
+
+
+def test_smoothing_plan_of_a_bert_encoder_shares_qkv_folds_the_attention_output_and_keeps_the_function(
+    trained_dir: Path, tiny_train: list[Example], tmp_path: Path
+) -> None:
+    from ade_distill.experiments.protocol import strip_labels
+    from ade_distill.student.smoothing import Smoothing, calibrate, float_drift, smoothing_scales
+
+    student = StudentExtractor.from_pretrained(trained_dir)
+    encoder = student.module.encoder
+    calibration = calibrate(encoder, lambda: student.predict(strip_labels(tiny_train)))
+    smoothing = smoothing_scales(encoder, calibration, alpha=0.9)
+    plan = smoothing.plan
+    qkv = tuple(f"encoder.layer.0.attention.self.{n}" for n in ("key", "query", "value"))
+    assert qkv in plan.groups and len(plan.groups) == 12 and len(plan.layers()) == 36
+    assert plan.folds["encoder.layer.0.attention.output.dense"] == "encoder.layer.0.attention.self.value"
+    assert plan.outputs["encoder.layer.0.output.dense"] == "encoder.layer.0.intermediate.intermediate_act_fn"
+    enc = student.tokenizer([e.text for e in tiny_train[:8]], padding=True, return_tensors="pt")
+    assert float_drift(encoder, smoothing, enc["input_ids"], enc["attention_mask"]) < 1e-4
+    # the plan travels with the scales; a file written before plans existed smooths each layer on its own
+    smoothing.save(tmp_path / "s.safetensors")
+    loaded = Smoothing.load(tmp_path / "s.safetensors")
+    assert loaded.plan == plan and all(torch.equal(loaded.scales[k], v) for k, v in smoothing.scales.items())
+    from safetensors.torch import save_file
+
+    save_file({"encoder.layer.0.output.dense": torch.ones(1536)}, str(tmp_path / "old.safetensors"))
+    assert Smoothing.load(tmp_path / "old.safetensors").plan.groups == (("encoder.layer.0.output.dense",),)
+
+
+def test_guard_refuses_a_smoothing_plan_that_changes_the_float_function(
+    student: Path, tiny_train: list[Example], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a wrong fold rule: the feed-forward input does not read the value projection's outputs
+    monkeypatch.setattr("ade_distill.student.smoothing.FOLD_RULES", (("attention.self.value", "intermediate.dense"),))
+    with pytest.raises(ConfigError, match="changed this encoder's float outputs"):
+        guard_torch_int8(student, tiny_train, check_source="tiny_train", max_f1_loss=100.0)
+    assert not (student / INT8_JSON).exists()
 
 
 def test_quantize_refuses_smoothing_without_scales_and_a_second_quantization(trained_dir: Path) -> None:
