@@ -4,8 +4,9 @@
 weights, one scale per output channel by default; activations quantized on the fly at each call; the task layers
 stay in float), after smoothing the activations' outlier channels into the weights
 (:mod:`ade_distill.student.smoothing`, calibrated on the check set's texts or ``--calibration``; query, key and
-value share one division of their input, the attention output's is folded into the value projection, and the
-float function is checked to be unchanged before anything is measured). It predicts a
+value share one division of their input, the attention output's is folded into the value projection, the
+feed-forward output's divides the activation in place, and the float function is checked to be unchanged before
+anything is measured). It predicts a
 check set (default: the student's own dev file) in fp32 and in int8 and judges the loss with the guard of
 :mod:`ade_distill.student.int8_guard` (default: at most 0.5 relation F1 points, strict and lenient). The verdict
 goes to ``FOLDER/int8.json`` with the options and a sha256 of the weights and settings it measured (``model.
