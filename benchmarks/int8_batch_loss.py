@@ -39,8 +39,8 @@ def main() -> None:
     from ade_distill.experiments.protocol import strip_labels
     from ade_distill.student.int8_guard import measure_loss
     from ade_distill.student.model import StudentExtractor
-    from ade_distill.student.quantize import Int8Options
-    from ade_distill.student.smoothing import SmoothingPlan, calibrate, smoothing_scales
+    from ade_distill.student.quantize import Int8Options, int8_smoothing
+    from ade_distill.student.smoothing import SmoothingPlan, calibrate
 
     torch.set_num_threads(args.threads)
     fold = json.loads(args.fold.read_text(encoding="utf-8"))
@@ -58,10 +58,9 @@ def main() -> None:
         batch, kind, alpha, plan_name = parts + defaults[len(parts):] if len(parts) <= 4 else defaults
         if kind not in ("all", "ffn-float") or not batch.isdigit() or plan_name not in ("shared", "separate"):
             sys.exit(f"bad setting {setting!r}: use BATCH:all or BATCH:ffn-float, optionally :ALPHA[:shared|separate]")
-        plan = SmoothingPlan.separate(sorted(calibration.maxima)) if plan_name == "separate" else None
-        smoothing = (smoothing_scales(reference.module.encoder, calibration, float(alpha), plan) if float(alpha)
-                     else None)
         options = Int8Options(float_ffn_output=kind == "ffn-float", smooth_alpha=float(alpha))
+        plan = SmoothingPlan.separate(sorted(calibration.maxima)) if plan_name == "separate" else None
+        smoothing = int8_smoothing(reference.module.encoder, calibration, options, plan) if float(alpha) else None
         model = StudentExtractor.from_pretrained(args.model).quantize(options, smoothing=smoothing)
         r = measure_loss(gold, fp32, model.predict(texts, batch_size=int(batch)), labelled=True)
         loss, agree = r["loss_vs_gold"], r["agreement_f1"]

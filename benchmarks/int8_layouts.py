@@ -43,17 +43,18 @@ def main() -> None:
     from ade_distill.experiments.protocol import strip_labels
     from ade_distill.student.int8_guard import measure_loss
     from ade_distill.student.model import StudentExtractor
-    from ade_distill.student.quantize import Int8Options
-    from ade_distill.student.smoothing import SmoothingPlan, calibrate, smoothing_scales
+    from ade_distill.student.quantize import Int8Options, int8_smoothing
+    from ade_distill.student.smoothing import SmoothingPlan, calibrate
 
     torch.set_num_threads(args.threads)
     texts = strip_labels(random.Random(0).sample(load_corpus("ade"), args.n))  # bench_deploy's sample
     reference = StudentExtractor.from_pretrained(args.model)
     encoder = reference.module.encoder
     calibration = calibrate(encoder, lambda: reference.predict(texts[:427]))
-    smoothing = {"int8 shared": smoothing_scales(encoder, calibration, args.alpha),
-                 "int8 separate": smoothing_scales(encoder, calibration, args.alpha,
-                                                   SmoothingPlan.separate(sorted(calibration.maxima)))}
+    options = Int8Options(smooth_alpha=args.alpha)
+    smoothing = {"int8 shared": int8_smoothing(encoder, calibration, options),
+                 "int8 separate": int8_smoothing(encoder, calibration, options,
+                                                 SmoothingPlan.separate(sorted(calibration.maxima)))}
     fp32_predictions = reference.predict(texts)
 
     models = {}

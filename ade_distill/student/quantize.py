@@ -48,7 +48,7 @@ from ade_distill.student.int8_guard import (
 if TYPE_CHECKING:
     import torch
 
-    from ade_distill.student.smoothing import Smoothing
+    from ade_distill.student.smoothing import Calibration, Smoothing, SmoothingPlan
 
 log = logging.getLogger(__name__)
 
@@ -90,18 +90,13 @@ def quantize_encoder(encoder: torch.nn.Module, options: Int8Options,
         raise ConfigError("smoothing scales go with smooth_alpha > 0 (and smooth_alpha > 0 needs them: ade-distill "
                           "quantize computes them); give both, or smooth_alpha=0 without scales")
     work = copy.deepcopy(encoder)
+    int8_names = set(int8_linear_names(work, options))
+    targets = {id(layer) for name, layer in smoothable_linears(work).items() if name in int8_names}
     if smoothing:
-        apply_smoothing(work, smoothing)
-    cfg = getattr(encoder, "config", None)
-    ffn_shape = (getattr(cfg, "intermediate_size", None), getattr(cfg, "hidden_size", None))
+        apply_smoothing(work, smoothing)  # wraps layers (new names), the Linear objects stay
     qconfig = per_channel_dynamic_qconfig if options.per_channel else default_dynamic_qconfig
-    spec: dict[str, Any] = {}
-    kept_float = 0
-    for name, layer in smoothable_linears(work).items():  # every Linear layer but the pooler's
-        if options.float_ffn_output and (layer.in_features, layer.out_features) == ffn_shape:
-            kept_float += 1
-            continue
-        spec[name] = qconfig
+    spec = {name: qconfig for name, layer in smoothable_linears(work).items() if id(layer) in targets}
+    kept_float = len(smoothable_linears(work)) - len(spec)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao.quantization deprecation notices
         quantized = quantize_dynamic(work, spec, dtype=torch.qint8, inplace=True)
@@ -110,6 +105,29 @@ def quantize_encoder(encoder: torch.nn.Module, options: Int8Options,
                        "divisions": len(plan.groups) if plan else 0, "folded": len(plan.folds) if plan else 0,
                        "divided_outputs": len(plan.outputs) if plan else 0,
                        "float": {"ffn_output": kept_float}}
+
+
+def int8_linear_names(encoder: torch.nn.Module, options: Int8Options) -> list[str]:
+    """The encoder's Linear layers that int8 quantizes: all but the pooler's, less the feed-forward output
+    projections (intermediate → hidden) under ``float_ffn_output``."""
+    from ade_distill.student.smoothing import smoothable_linears
+
+    cfg = getattr(encoder, "config", None)
+    ffn_shape = (getattr(cfg, "intermediate_size", None), getattr(cfg, "hidden_size", None))
+    return [name for name, layer in smoothable_linears(encoder).items()
+            if not (options.float_ffn_output and (layer.in_features, layer.out_features) == ffn_shape)]
+
+
+def int8_smoothing(encoder: torch.nn.Module, calibration: Calibration, options: Int8Options,
+                   plan: SmoothingPlan | None = None) -> Smoothing:
+    """The smoothing ``ade-distill quantize`` applies under ``options``: only the layers int8 quantizes, with the
+    default plan (:func:`~ade_distill.student.smoothing.smoothing_plan`; weights folded only with per-channel
+    scales) unless ``plan`` is given."""
+    from ade_distill.student.smoothing import smoothing_plan, smoothing_scales
+
+    calibration = calibration.restricted(int8_linear_names(encoder, options))
+    plan = plan or smoothing_plan(encoder, calibration, fold_weights=options.per_channel)
+    return smoothing_scales(encoder, calibration, options.smooth_alpha, plan)
 
 
 def _measured_sha256(folder: Path) -> str:
@@ -203,7 +221,7 @@ def guard_torch_int8(
     from ade_distill.records import Example as Record
     from ade_distill.student.folder import check_student_folder
     from ade_distill.student.model import StudentExtractor
-    from ade_distill.student.smoothing import calibrate, smoothing_scales
+    from ade_distill.student.smoothing import calibrate
 
     folder = Path(path)
     check_student_folder(folder)
@@ -229,8 +247,8 @@ def guard_torch_int8(
     if options.smooth_alpha:
         calib = texts if calibration is None else [Record(id=f"calibration-{i}", text=t) for i, t in enumerate(calibration)]
         encoder = fp32_student.module.encoder
-        smoothing = smoothing_scales(encoder, calibrate(encoder, lambda: fp32_student.predict(calib, batch_size=batch_size)),
-                                     options.smooth_alpha)
+        smoothing = int8_smoothing(encoder, calibrate(encoder, lambda: fp32_student.predict(calib, batch_size=batch_size)),
+                                   options)
         _check_float_drift(fp32_student, smoothing, [e.text for e in calib[:32]])
         smoothing.save(folder / INT8_SCALES)
         extra = {"calibration": calibration_source, "calibration_texts": len(calib),

@@ -29,9 +29,11 @@ A plan that would change the float function (a rule that does not hold for some 
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -53,41 +55,42 @@ OUTPUT_RULES: tuple[tuple[str, str], ...] = (
 
 class SharedDivision(torch.nn.Module):
     """``x * inv_scale``, computed once for the layers of a group that read the same tensor (the same object: the
-    calibration saw them read it in turn, and :func:`float_drift` checks that the function is unchanged): the
-    result is kept until each of the ``members`` layers has taken it, then dropped, so no batch outlives its pass."""
+    calibration saw them read it in turn, and ``ade-distill quantize`` checks with :func:`float_drift` that the
+    smoothed function is unchanged before it measures a plan). The result is kept, per thread, until each of the
+    ``members`` layers has taken it, then dropped, so no batch outlives its pass."""
 
     def __init__(self, inv_scale: torch.Tensor, members: int) -> None:
         super().__init__()
         self.register_buffer("inv_scale", inv_scale)
         self.members = members
-        self._x: torch.Tensor | None = None
-        self._out: torch.Tensor | None = None
-        self._taken = 0
+        self._cache: dict[int, list[Any]] = {}  # thread id -> [input, result, members that took it]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self._x is not x or self._out is None:
-            self._x, self._taken = x, 0
-            self._out = x * self.inv_scale.to(x.dtype)
-        out = self._out
-        self._taken += 1
-        if self._taken >= self.members:
-            self._x = self._out = None
-        return out
+        thread = threading.get_ident()
+        entry = self._cache.get(thread)
+        if entry is None or entry[0] is not x:
+            entry = [x, x * self.inv_scale.to(x.dtype), 0]
+            self._cache[thread] = entry
+        entry[2] += 1
+        if entry[2] >= self.members:
+            del self._cache[thread]
+        return entry[1]
 
 
 class DividedOutput(torch.nn.Module):
     """``module(x) * inv_scale``, multiplied in place into the module's fresh output (out of place where autograd
-    records)."""
+    records, or where the module returned its input)."""
 
     def __init__(self, module: torch.nn.Module, inv_scale: torch.Tensor) -> None:
         super().__init__()
         self.module = module
         self.register_buffer("inv_scale", inv_scale)
 
-    def forward(self, *args: object, **kwargs: object) -> torch.Tensor:
+    def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
         out = self.module(*args, **kwargs)
         inv = self.inv_scale.to(out.dtype)
-        return out * inv if out.requires_grad else out.mul_(inv)
+        fresh = not out.requires_grad and not any(out is a for a in (*args, *kwargs.values()))
+        return out.mul_(inv) if fresh else out * inv
 
 
 class SmoothedLinear(torch.nn.Module):
@@ -143,6 +146,12 @@ class Calibration:
 
     maxima: dict[str, torch.Tensor]
     groups: list[tuple[str, ...]]
+
+    def restricted(self, names: list[str]) -> Calibration:
+        """Only the layers ``names`` (e.g. those int8 quantizes: smoothing a layer kept in float buys nothing)."""
+        keep = set(names)
+        groups = [tuple(n for n in g if n in keep) for g in self.groups]
+        return Calibration(maxima={n: m for n, m in self.maxima.items() if n in keep}, groups=[g for g in groups if g])
 
 
 @dataclass(frozen=True)
@@ -221,10 +230,13 @@ def calibrate(encoder: torch.nn.Module, run: Callable[[], object]) -> Calibratio
     return Calibration(maxima=maxima, groups=sorted(groups))
 
 
-def smoothing_plan(encoder: torch.nn.Module, calibration: Calibration, *, fold: bool = True) -> SmoothingPlan:
+def smoothing_plan(encoder: torch.nn.Module, calibration: Calibration, *, fold_weights: bool = True) -> SmoothingPlan:
     """Groups from the calibration; a layer that reads its input alone and matches a :data:`FOLD_RULES` consumer
-    (with a producer of the right width) is folded instead, or matches an :data:`OUTPUT_RULES` consumer and has
-    that module's output divided, when ``fold``."""
+    (with a producer of the right width) is folded instead when ``fold_weights``, or matches an
+    :data:`OUTPUT_RULES` consumer and has that module's output divided.
+
+    A fold rescales the producer's output rows by factors orders of magnitude apart, harmless with a weight scale
+    per output channel but not with one per matrix: pass ``fold_weights=False`` for per-tensor int8."""
     layers = smoothable_linears(encoder)
     modules = dict(encoder.named_modules())
     folds: dict[str, str] = {}
@@ -232,8 +244,8 @@ def smoothing_plan(encoder: torch.nn.Module, calibration: Calibration, *, fold: 
     groups = []
     for group in calibration.groups:
         name = group[0]
-        producer = _by_rule(name, FOLD_RULES) if fold and len(group) == 1 else None
-        module = _by_rule(name, OUTPUT_RULES) if fold and len(group) == 1 else None
+        producer = _by_rule(name, FOLD_RULES) if fold_weights and len(group) == 1 else None
+        module = _by_rule(name, OUTPUT_RULES) if len(group) == 1 else None
         if producer in layers and layers[producer].out_features == layers[name].in_features:
             folds[name] = producer
         elif module in modules:
@@ -277,33 +289,23 @@ def smoothing_scales(encoder: torch.nn.Module, calibration: Calibration, alpha: 
 def apply_smoothing(encoder: torch.nn.Module, smoothing: Smoothing) -> None:
     """In place: each planned layer's weight columns multiplied by ``s``; the division of its input by ``s`` goes
     into one :class:`SharedDivision` per group before the layers, into its producer's output rows (a fold) or into
-    a :class:`DividedOutput` around the module whose output it reads.
+    a :class:`DividedOutput` around the module whose output it reads. The plan is checked whole before the encoder
+    is touched.
 
     Raises:
-        KeyError: the plan names no Linear layer (or module) of the encoder, a scale has the wrong size, or a
-            group's scales differ.
+        KeyError: the plan names no Linear layer (or module) of the encoder or a layer twice, a scale or a fold
+            producer has the wrong size, or a group's scales differ.
     """
     plan = smoothing.plan
     layers = smoothable_linears(encoder)
     modules = dict(encoder.named_modules())
-    for name in plan.layers() + list(plan.folds.values()):
-        if name not in layers:
-            raise KeyError(f"smoothing plan names {name!r}, which is no Linear layer of this encoder")
-    for name in plan.outputs.values():
-        if name not in modules:
-            raise KeyError(f"smoothing plan names {name!r}, which is no module of this encoder")
-    for name in plan.layers():
-        s = smoothing.scales.get(name)
-        if s is None or s.shape != (layers[name].in_features,):
-            raise KeyError(f"smoothing scale {name!r} fits no Linear layer of this encoder")
+    _check_plan(smoothing, layers, modules)
     for name in plan.layers():
         layer = layers[name]
         layer.weight.data = layer.weight.data * smoothing.scales[name].to(layer.weight.dtype)
     for group in plan.groups:
-        s = smoothing.scales[group[0]]
-        if any(not torch.equal(smoothing.scales[n], s) for n in group):
-            raise KeyError(f"smoothing group {group} has different scales")
-        division = SharedDivision((1.0 / s).to(layers[group[0]].weight.dtype), members=len(group))
+        division = SharedDivision((1.0 / smoothing.scales[group[0]]).to(layers[group[0]].weight.dtype),
+                                  members=len(group))
         for name in group:
             _replace(encoder, name, SmoothedLinear(layers[name], division))
     for consumer, producer in plan.folds.items():
@@ -314,6 +316,30 @@ def apply_smoothing(encoder: torch.nn.Module, smoothing: Smoothing) -> None:
     for consumer, module in plan.outputs.items():
         inv = (1.0 / smoothing.scales[consumer]).to(layers[consumer].weight.dtype)
         _replace(encoder, module, DividedOutput(modules[module], inv))
+
+
+def _check_plan(smoothing: Smoothing, layers: dict[str, torch.nn.Linear], modules: dict[str, torch.nn.Module]) -> None:
+    plan = smoothing.plan
+    names = plan.layers()
+    if len(set(names)) != len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise KeyError(f"smoothing plan lists {twice} more than once")
+    for name in names + list(plan.folds.values()):
+        if name not in layers:
+            raise KeyError(f"smoothing plan names {name!r}, which is no Linear layer of this encoder")
+    for name in plan.outputs.values():
+        if name not in modules:
+            raise KeyError(f"smoothing plan names {name!r}, which is no module of this encoder")
+    for name in names:
+        s = smoothing.scales.get(name)
+        if s is None or s.shape != (layers[name].in_features,):
+            raise KeyError(f"smoothing scale {name!r} fits no Linear layer of this encoder")
+    for consumer, producer in plan.folds.items():
+        if layers[producer].out_features != layers[consumer].in_features:
+            raise KeyError(f"smoothing fold {producer!r} → {consumer!r}: the widths differ")
+    for group in plan.groups:
+        if any(not torch.equal(smoothing.scales[n], smoothing.scales[group[0]]) for n in group):
+            raise KeyError(f"smoothing group {group} has different scales")
 
 
 def _replace(root: torch.nn.Module, name: str, module: torch.nn.Module) -> None:

@@ -48,11 +48,11 @@ def test_guard_accepts_records_and_quantize_true_uses_the_recorded_options(
     report = guard_torch_int8(student, tiny_train, check_source="tiny_train", max_f1_loss=100.0,
                               options=Int8Options(per_channel=True, float_ffn_output=True))
     assert report["accepted"] and report["runtime"] == "torch" and report["check_examples"] == len(tiny_train)
-    # MiniLM: 6 layers x 6 Linear layers, all smoothed, of which the 6 feed-forward outputs stay float; per layer
-    # query, key and value share one division, the attention output's is folded into value, the feed-forward
-    # input has one and the feed-forward output's is done in the activation's output
-    assert report["layout"] == {"int8_linears": 30, "smoothed": 36, "divisions": 12, "folded": 6,
-                                "divided_outputs": 6, "float": {"ffn_output": 6}}
+    # MiniLM: 6 layers x 6 Linear layers, of which the 6 feed-forward outputs stay float (and unsmoothed); per
+    # layer query, key and value share one division, the attention output's is folded into value, the
+    # feed-forward input has one
+    assert report["layout"] == {"int8_linears": 30, "smoothed": 30, "divisions": 12, "folded": 6,
+                                "divided_outputs": 0, "float": {"ffn_output": 6}}
     assert report["smooth_alpha"] == 0.9 and report["calibration_texts"] == len(tiny_train)
     assert (student / INT8_SCALES).is_file()
     assert set(report["loss_vs_gold"]) == {"strict", "lenient"}
@@ -184,7 +184,7 @@ def test_smoothing_keeps_the_float_function_shares_one_division_and_moves_outlie
     apply_smoothing(net, smoothing)
     assert torch.allclose(net(x), before, atol=1e-4)
     assert net.a.division is net.b.division and isinstance(net.a.division, SharedDivision)
-    assert net.a.division._out is None  # dropped once both layers took it
+    assert not net.a.division._cache  # dropped once both layers took it
     with pytest.raises(KeyError, match="no Linear layer"):
         apply_smoothing(net, Smoothing(scales={"zz": torch.ones(8)}, plan=type(smoothing.plan)(groups=(("zz",),))))
 
@@ -198,28 +198,49 @@ def test_shared_division_multiplies_once_per_input_and_recomputes_for_a_new_one(
     assert div(x) is first  # the second member takes the same tensor
     y = 3 * torch.ones(4, 2)  # a new input before the third member: recomputed
     assert torch.equal(div(y), torch.tensor([1.5, 6.0]).expand(4, 2))
-    assert div(y) is div(y) and div._out is None  # the group of three took it: dropped
+    assert div(y) is div(y) and not div._cache  # the group of three took it: dropped
     assert div(x) is not first and torch.equal(div(x), first)
 
 
-def test_divided_output_divides_in_place_unless_autograd_records() -> None:
+def test_shared_division_keeps_one_pass_per_thread() -> None:
+    import threading
+
+    from ade_distill.student.smoothing import SharedDivision
+
+    div = SharedDivision(torch.tensor([0.5, 2.0]), members=2)
+    x, y = torch.ones(3, 2), 3 * torch.ones(3, 2)
+    first = div(x)  # this thread's first member
+    other: list[torch.Tensor] = []
+    t = threading.Thread(target=lambda: other.extend([div(y), div(y)]))  # another thread's whole pass between
+    t.start()
+    t.join()
+    assert other[0] is other[1] and torch.equal(other[0], y * torch.tensor([0.5, 2.0]))
+    assert div(x) is first  # this thread's second member still gets its own pass's result
+    assert not div._cache
+
+
+def test_divided_output_divides_in_place_unless_autograd_records_or_the_module_returns_its_input() -> None:
     from ade_distill.student.smoothing import DividedOutput
 
-    act = DividedOutput(torch.nn.GELU(), torch.tensor([0.5, 2.0]))
-    x = torch.tensor([[1.0, -1.0]])
-    expected = torch.nn.functional.gelu(x) * torch.tensor([0.5, 2.0])
+    inv = torch.tensor([0.5, 2.0])
+    act = DividedOutput(torch.nn.ReLU(), inv)
+    x = torch.tensor([[1.0, -1.0], [3.0, 4.0]])
+    expected = torch.relu(x) * inv
     with torch.inference_mode():
-        assert torch.allclose(act(x), expected)
+        assert torch.equal(act(x), expected)
     w = x.clone().requires_grad_()
     out = act(w)
-    out.sum().backward()  # an in-place multiply of GELU's output would break its backward
-    assert torch.allclose(out, expected) and w.grad is not None
+    out.sum().backward()  # ReLU's backward reads its output: an in-place multiply would raise here
+    assert torch.equal(out, expected) and torch.equal(w.grad, (x > 0) * inv)
+    y = x.clone()
+    assert torch.equal(DividedOutput(torch.nn.Identity(), inv)(y), x * inv) and torch.equal(y, x)  # input kept
 
 
 def test_smoothing_plan_of_a_bert_encoder_shares_qkv_folds_the_attention_output_and_keeps_the_function(
     trained_dir: Path, tiny_train: list[Example], tmp_path: Path
 ) -> None:
     from ade_distill.experiments.protocol import strip_labels
+    from ade_distill.student.quantize import int8_smoothing
     from ade_distill.student.smoothing import Smoothing, calibrate, float_drift, smoothing_scales
 
     student = StudentExtractor.from_pretrained(trained_dir)
@@ -239,8 +260,31 @@ def test_smoothing_plan_of_a_bert_encoder_shares_qkv_folds_the_attention_output_
     assert loaded.plan == plan and all(torch.equal(loaded.scales[k], v) for k, v in smoothing.scales.items())
     from safetensors.torch import save_file
 
-    save_file({"encoder.layer.0.output.dense": torch.ones(1536)}, str(tmp_path / "old.safetensors"))
-    assert Smoothing.load(tmp_path / "old.safetensors").plan.groups == (("encoder.layer.0.output.dense",),)
+    old = {"encoder.layer.0.output.dense": torch.rand(1536) + 0.5, "encoder.layer.1.attention.self.query": torch.rand(384)}
+    save_file(old, str(tmp_path / "old.safetensors"))
+    loaded = Smoothing.load(tmp_path / "old.safetensors")
+    assert loaded.plan.groups == tuple((n,) for n in sorted(old)) and not loaded.plan.folds
+    assert all(torch.equal(loaded.scales[k], v) for k, v in old.items())
+    int8 = StudentExtractor.from_pretrained(trained_dir).quantize(Int8Options(), smoothing=loaded)
+    assert int8.int8_layout["divisions"] == 2 and int8.predict(strip_labels(tiny_train[:2]))
+    # without per-channel weight scales nothing is folded into the value projection's rows
+    per_tensor = int8_smoothing(encoder, calibration, Int8Options(per_channel=False))
+    assert not per_tensor.plan.folds and len(per_tensor.plan.outputs) == 6
+
+
+def test_apply_smoothing_checks_the_whole_plan_before_touching_the_encoder(trained_dir: Path) -> None:
+    from ade_distill.student.smoothing import Smoothing, SmoothingPlan, apply_smoothing
+
+    encoder = StudentExtractor.from_pretrained(trained_dir).module.encoder
+    before = {k: v.clone() for k, v in encoder.state_dict().items()}
+    q, k = "encoder.layer.0.attention.self.query", "encoder.layer.0.attention.self.key"
+    bad = [Smoothing(scales={q: torch.ones(384), k: 2 * torch.ones(384)}, plan=SmoothingPlan(groups=((q, k),))),
+           Smoothing(scales={q: torch.ones(384)}, plan=SmoothingPlan(groups=((q,), (q,)))),
+           Smoothing(scales={q: torch.ones(384)}, plan=SmoothingPlan(groups=(), folds={q: "encoder.layer.0.intermediate.dense"}))]
+    for smoothing, message in zip(bad, ("different scales", "more than once", "widths differ"), strict=True):
+        with pytest.raises(KeyError, match=message):
+            apply_smoothing(encoder, smoothing)
+        assert all(torch.equal(v, before[k]) for k, v in encoder.state_dict().items())
 
 
 def test_guard_refuses_a_smoothing_plan_that_changes_the_float_function(
