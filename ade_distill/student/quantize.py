@@ -90,13 +90,14 @@ def quantize_encoder(encoder: torch.nn.Module, options: Int8Options,
         raise ConfigError("smoothing scales go with smooth_alpha > 0 (and smooth_alpha > 0 needs them: ade-distill "
                           "quantize computes them); give both, or smooth_alpha=0 without scales")
     work = copy.deepcopy(encoder)
-    int8_names = set(int8_linear_names(work, options))
-    targets = {id(layer) for name, layer in smoothable_linears(work).items() if name in int8_names}
+    before = smoothable_linears(work)
+    targets = {id(before[name]) for name in int8_linear_names(work, options)}
     if smoothing:
         apply_smoothing(work, smoothing)  # wraps layers (new names), the Linear objects stay
     qconfig = per_channel_dynamic_qconfig if options.per_channel else default_dynamic_qconfig
-    spec = {name: qconfig for name, layer in smoothable_linears(work).items() if id(layer) in targets}
-    kept_float = len(smoothable_linears(work)) - len(spec)
+    after = smoothable_linears(work)
+    spec = {name: qconfig for name, layer in after.items() if id(layer) in targets}
+    kept_float = len(after) - len(spec)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao.quantization deprecation notices
         quantized = quantize_dynamic(work, spec, dtype=torch.qint8, inplace=True)
