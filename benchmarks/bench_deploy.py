@@ -1,5 +1,6 @@
 """Deployment variants of a student on the same 2,000 ADE-corpus sentences, in one run: the Hugging Face
-`pipeline` baseline, the torch student (fp32, bf16 autocast, bf16 compiled, int8), its ONNX export (fp32), the
+`pipeline` baseline, the torch student (fp32, bf16 autocast, bf16 compiled, int8 with the dynamic and with the
+compiled kernel), its ONNX export (fp32), the
 int8 ONNX model, a 3-model ensemble and any further student folders (e.g. compressed students) — sentences/s, ratio to
 the baseline, peak memory, parameters, and relation F1 retention against the fp32 torch student.
 
@@ -79,7 +80,7 @@ def _row(args: argparse.Namespace) -> None:
         from ade_distill.student.ensemble import load_extractor
 
         runtime = "onnx" if kind.startswith("onnx") else "torch"
-        model = load_extractor(paths, runtime=runtime, quantize=kind.endswith("-int8"),
+        model = load_extractor(paths, runtime=runtime, quantize="-int8" in kind,
                                precision="bf16" if kind.startswith("torch-bf16") else "fp32",
                                compile=kind.endswith("-compiled"))
         members = getattr(model, "members", [model])
@@ -109,9 +110,14 @@ def _parameters(student) -> int:
     if student.module is not None:
         import torch
 
-        # a dynamic int8 Linear holds its weight in packed params, not among the parameters: counted once too
+        from ade_distill.student.int8_compiled import CompiledInt8Linear
+
+        # an int8 Linear holds its weight in packed params (dynamic) or buffers (compiled), not among the
+        # parameters: counted once too (scales not counted)
         packed = sum(m.weight().numel() + (m.bias().numel() if m.bias() is not None else 0)
                      for m in student.module.modules() if isinstance(m, torch.ao.nn.quantized.dynamic.Linear))
+        packed += sum(m.weight_t.numel() + (m.bias.numel() if m.bias is not None else 0)
+                      for m in student.module.modules() if isinstance(m, CompiledInt8Linear))
         return packed + sum(p.numel() for p in student.module.parameters())
     import onnx
     from onnx import numpy_helper
@@ -223,10 +229,25 @@ def main() -> None:
           f"{time.perf_counter() - t0:.0f}s: guard at --max-f1-loss {args.max_f1_loss}: {verdict} "
           f"({torch_report['message']})")
 
+    # the compiled int8 kernel (per-token activation scales, torch.compile) behind its own verdict
+    rows_int8c = []
+    if not args.per_tensor:
+        int8c_dir = shutil.copytree(model_dir, tmp / "torch_int8_compiled",
+                                    ignore=shutil.ignore_patterns("onnx", "predict-*"))
+        t0 = time.perf_counter()
+        int8c_report = guard_torch_int8(int8c_dir, gold, check_source=f"the {args.n} benchmark sentences",
+                                        max_f1_loss=1e9, batch_size=args.batch_size,
+                                        options=Int8Options(kernel="compiled"))
+        verdict = "accepted" if int8c_report["loss"] <= args.max_f1_loss else "REFUSED"
+        print(f"torch int8 compiled (per-channel, {int8c_report['layout']}) {time.perf_counter() - t0:.0f}s: guard "
+              f"at --max-f1-loss {args.max_f1_loss}: {verdict} ({int8c_report['message']})")
+        rows_int8c = [("student (torch int8, compiled kernel)", "torch-int8-compiled", [str(int8c_dir)])]
+
     rows = [("student (torch fp32)", "torch", [str(model_dir)]),
             ("student (torch bf16 autocast)", "torch-bf16", [str(model_dir)]),
             ("student (torch bf16, torch.compile)", "torch-bf16-compiled", [str(model_dir)]),
             ("student (torch int8)", "torch-int8", [str(int8_dir)]),
+            *rows_int8c,
             ("student (ONNX fp32)", "onnx", [str(export)]),
             ("student (ONNX int8)", "onnx-int8", [str(export)]),
             (f"ensemble of {len(ensemble)} (torch)", "torch", ensemble)]

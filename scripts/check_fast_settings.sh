@@ -8,7 +8,8 @@
 # made there (the "fp32" row must equal them). CHECK_FOLD (optional): another fold of the same report whose gold
 # sentences are the int8 accuracy guard's check set (`ade-distill quantize` on a scratch copy of MODEL_DIR); when
 # the guard accepts, an "int8" row (`predict --quantize`) is scored too, and the verdict goes to OUT_DIR/int8.json
-# (INT8_MAX_F1_LOSS: the guard's --max-f1-loss, default 0.5).
+# (INT8_MAX_F1_LOSS: the guard's --max-f1-loss, default 0.5; INT8_FLAGS: further options of `ade-distill quantize`,
+# e.g. "--compile" for the compiled int8 kernel, named in the row).
 # Writes OUT_DIR/scores.md and OUT_DIR/scores/; the gold records and predictions go to a temporary folder that is
 # removed (the gold texts are the corpus's, not to be copied).
 set -euo pipefail
@@ -63,11 +64,12 @@ if [[ -n "$check_fold" ]]; then
   cp -r "$model" "$work/int8-model"  # the guard records its verdict in the folder: a scratch copy
   rm -rf "$work/int8-model/onnx" "$work/int8-model"/predict-*
   rc=0
+  # shellcheck disable=SC2086  # INT8_FLAGS is a word list
   ade-distill quantize --model "$work/int8-model" --check-gold "$work/check.jsonl" \
-    --max-f1-loss "${INT8_MAX_F1_LOSS:-0.5}" || rc=$?
+    --max-f1-loss "${INT8_MAX_F1_LOSS:-0.5}" ${INT8_FLAGS:-} || rc=$?
   if [[ $rc -eq 0 ]]; then
     ade-distill predict --model "$work/int8-model" --input "$work/texts.jsonl" --out "$work/int8.jsonl" --quantize
-    preds+=(--pred "int8=$work/int8.jsonl")
+    preds+=(--pred "int8${INT8_FLAGS:+ ($INT8_FLAGS)}=$work/int8.jsonl")
   elif [[ $rc -eq 3 ]]; then  # measured and refused by the accuracy guard
     echo "check_fast_settings: int8 refused by its guard on fold $check_fold (no int8 row)" >&2
   else

@@ -153,8 +153,9 @@ def predict(
     ] = "fp32",
     compile: Annotated[
         bool, typer.Option("--compile/--no-compile", help="torch runtime: torch.compile the encoder pass (the first "
-                           "batch takes about half a minute to compile; with --precision bf16 the fastest CPU "
-                           "setting).")
+                           "batch takes about half a minute to compile; with --precision bf16 the fastest float "
+                           "CPU setting). An int8 student compiles when its guard measured the compiled kernel "
+                           "(ade-distill quantize --compile).")
     ] = False,
     engine: Annotated[
         str, typer.Option("--engine", help="single (this process, one file) or ray (a Ray Data actor pool: one "
@@ -368,15 +369,20 @@ def quantize(
                            "in float (more accurate, slower) or quantize them too (default).")
     ] = False,
     smooth_alpha: Annotated[
-        float, typer.Option("--smooth-alpha", help="Activation smoothing strength before quantization "
-                            "(SmoothQuant; 0: off).", min=0.0, max=1.0)
-    ] = 0.9,
+        float | None, typer.Option("--smooth-alpha", help="Activation smoothing strength before quantization "
+                                   "(SmoothQuant; 0: off; default 0.9, with --compile 0.5).", min=0.0, max=1.0)
+    ] = None,
     calibration: Annotated[
         Path | None, typer.Option("--calibration", help="Records (JSONL) whose texts calibrate the smoothing "
                                   "(default: the check set's texts).")
     ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Batch size of the measurement (recorded; "
-                                            "int8 activations are scaled per batch).")] = 64,
+                                            "the dynamic kernel scales int8 activations per batch).")] = 64,
+    compile: Annotated[
+        bool, typer.Option("--compile/--no-compile", help="Measure the compiled int8 kernel: activations scaled per "
+                           "token, the int8 layers fused with the ops around them by torch.compile (faster on CPU; "
+                           "needs a C++ compiler; per-channel weights). predict --quantize then compiles too.")
+    ] = False,
     threads: Annotated[int | None, typer.Option("--threads", help="torch CPU threads.")] = None,
     label_map: LabelMapOpt = None,
 ) -> None:
@@ -399,7 +405,12 @@ def quantize(
         from ade_distill.records import read_examples
 
         texts = [e.text for e in read_examples(calibration)]
-    options = Int8Options(per_channel=per_channel, float_ffn_output=float_ffn_output, smooth_alpha=smooth_alpha)
+    from ade_distill.errors import ConfigError
+
+    if compile and not per_channel:
+        raise ConfigError("--compile scales int8 weights per channel: drop --per-tensor")
+    options = Int8Options(per_channel=per_channel, float_ffn_output=float_ffn_output, smooth_alpha=smooth_alpha,
+                          kernel="compiled" if compile else "dynamic")
     report = guard_torch_int8(model, check, check_source=str(check_gold) if check_gold else "given",
                               max_f1_loss=max_f1_loss, reference=reference, batch_size=batch_size, options=options,
                               calibration=texts, calibration_source=str(calibration) if calibration else

@@ -295,7 +295,8 @@ class StudentExtractor:
                  quantizer: Any = None) -> StudentExtractor:
         """Dynamic int8 quantization of the encoder's Linear layers (CPU inference only; in place); the small task
         layers stay in float (stage 2 reads the tail layer's weight matrix directly). The layout is kept in
-        :attr:`int8_layout`.
+        :attr:`int8_layout`. Options with the ``compiled`` kernel also compile the stage-1 pass (as
+        :meth:`set_compile`).
 
         Without ``options``, only behind the accuracy guard: the student's folder must hold an ``int8.json`` that
         accepted its current weights (``ade-distill quantize``), whose options and smoothing scales are used.
@@ -319,9 +320,13 @@ class StudentExtractor:
                 raise ConfigError("torch int8 is used behind its accuracy guard, which measures a saved student: "
                                   "save it (save_pretrained) and run `ade-distill quantize --model FOLDER`")
             options, smoothing = accepted_int8(self.source)
+        if options.kernel == "compiled":
+            self._check_compiler()
         self.module.eval()
         self.module.encoder, self.int8_layout = (quantizer or quantize_encoder)(self.module.encoder, options, smoothing)
         self.quantized = True
+        if options.kernel == "compiled":
+            self._compiled_stage1 = self._compile_stage1()
         return self
 
     def set_precision(self, precision: str) -> StudentExtractor:
@@ -382,21 +387,37 @@ class StudentExtractor:
         at the first call: compile a student to predict with it, not to train it. Each student (each member of an
         ensemble) compiles its own graph and keeps its eager weights beside the frozen ones.
 
+        An int8 student is compiled when its guard measured the ``compiled`` kernel (``ade-distill quantize
+        --compile``; then this is a no-op), and not otherwise: the ``dynamic`` kernel's layers are opaque to
+        ``torch.compile``.
+
         Raises:
-            ConfigError: an ONNX, int8 or pair_classifier student (whose pass is not stage 1), or no C++ compiler
-                for inductor on the CPU.
+            ConfigError: an ONNX or pair_classifier student (whose pass is not stage 1), an int8 student measured
+                with the dynamic kernel, or no C++ compiler for inductor on the CPU.
         """
-        check_precision(self.precision, runtime="torch" if self.module is not None else "onnx",
-                        quantize=self.quantized, compile=enabled)
+        check_precision(self.precision, runtime="torch" if self.module is not None else "onnx", compile=enabled)
+        if self.quantized:
+            if enabled and self.int8_layout.get("kernel") != "compiled":
+                raise ConfigError("this int8 student uses the dynamic kernel, which torch.compile cannot speed up: "
+                                  "measure the compiled one with `ade-distill quantize --model FOLDER --compile` "
+                                  "(then --quantize compiles by itself), or drop compile")
+            return self  # the compiled kernel was compiled by quantize()
         if enabled and self.config.architecture == "pair_classifier":
             raise ConfigError("compile speeds up the tagging students' stage-1 pass; a pair_classifier student has "
                               "none: predict without compile")
-        if enabled and self.device.type == "cpu" and not any(map(shutil.which, ("g++", "c++", "clang++"))):
+        if enabled:
+            self._check_compiler()
+        self._compiled_stage1 = self._compile_stage1() if enabled else None
+        return self
+
+    def _check_compiler(self) -> None:
+        if self.device.type == "cpu" and not any(map(shutil.which, ("g++", "c++", "clang++"))):
             raise ConfigError("compile on the CPU needs a C++ compiler for torch inductor (none of g++, c++, "
                               "clang++ is on PATH): install one (apt install g++) or predict without compile")
-        self._compiled_stage1 = (torch.compile(Stage1Module(self.module, self.config.architecture), dynamic=True,
-                                               options={"freezing": True}) if enabled else None)
-        return self
+
+    def _compile_stage1(self) -> Any:
+        return torch.compile(Stage1Module(self.module, self.config.architecture), dynamic=True,
+                             options={"freezing": True})
 
     def _autocast(self) -> Any:
         """The autocast context of :attr:`precision` for the torch forward passes (none for fp32, so a caller's
@@ -628,18 +649,21 @@ RUNTIMES = ("torch", "onnx")
 
 
 def check_precision(precision: str, *, runtime: str = "torch", quantize: bool = False, compile: bool = False) -> None:
-    """Raises ConfigError for an unknown runtime or precision, or bf16 or compile where they do not apply (the
-    ONNX runtime, an int8 student)."""
+    """Raises ConfigError for an unknown runtime or precision, bf16 where it does not apply (the ONNX runtime, an
+    int8 student) or compile with the ONNX runtime. (Whether an int8 student compiles depends on the kernel its guard
+    measured: :meth:`StudentExtractor.set_compile`.)"""
     if runtime not in RUNTIMES:
         raise ConfigError(f"runtime must be one of {RUNTIMES}, not {runtime!r}")
     if precision not in PRECISIONS:
         raise ConfigError(f"precision must be one of {PRECISIONS}, not {precision!r}")
-    for name, on, off in (("precision bf16", precision == "bf16", "use precision fp32"),
-                          ("compile", compile, "drop compile")):
-        if on and (runtime != "torch" or quantize):
-            what, fix = (("the onnx runtime", "use runtime torch") if runtime != "torch"
-                         else ("an int8 (quantized) student", "drop quantize"))
-            raise ConfigError(f"{name} applies to the float torch student, not to {what}: {fix}, or {off}")
+    if precision == "bf16" and (runtime != "torch" or quantize):
+        what, fix = (("the onnx runtime", "use runtime torch") if runtime != "torch"
+                     else ("an int8 (quantized) student", "drop quantize"))
+        raise ConfigError(f"precision bf16 applies to the float torch student, not to {what}: {fix}, or use "
+                          f"precision fp32")
+    if compile and runtime != "torch":
+        raise ConfigError("compile applies to the torch student, not to the onnx runtime: use runtime torch, or drop "
+                          "compile")
 
 
 def _decode_words(probs: Sequence[Sequence[float]], threshold: float, b: int = 1) -> list[tuple[int, int, float]]:

@@ -13,9 +13,13 @@ goes to ``FOLDER/int8.json`` with the options and a sha256 of the weights and se
 safetensors``, ``student.json``, ``task.yaml``), the smoothing scales and plan to
 ``FOLDER/int8_scales.safetensors``.
 
-Activations are quantized per call with one scale for the whole batch, so int8 predictions depend a little on
-which texts share a batch: the verdict records the batch size it was measured at (``--batch-size``, default 64,
-as ``predict``'s); on a compressed MiniLM student, smaller batches lost less.
+``--compile`` measures the compiled kernel instead (:mod:`ade_distill.student.int8_compiled`: one activation scale
+per token, the int8 layers fused with the ops around them by ``torch.compile``; faster on CPU); its verdict is
+recorded with ``kernel: compiled``, and a student loaded with ``quantize=True`` then compiles too.
+
+With the default (``dynamic``) kernel, activations are quantized per call with one scale for the whole batch, so
+int8 predictions depend a little on which texts share a batch: the verdict records the batch size it was measured
+at (``--batch-size``, default 64, as ``predict``'s); on a compressed MiniLM student, smaller batches lost less.
 
 Loading with ``quantize=True`` (``predict --quantize`` on the torch runtime, an ensemble's members, the spaCy
 component) quantizes only a folder whose ``int8.json`` accepted these very weights, with the recorded options;
@@ -31,9 +35,9 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ade_distill.errors import ConfigError
 from ade_distill.records import Example, atomic_write_text
@@ -64,21 +68,45 @@ class Int8Options(BaseModel):
     0: off). 0.9 was chosen on dev fold 9 (with one division per layer): over the compressed students of folds
     1-3, relation agreement with fp32 was 98.0 strict / 99.0 lenient, against 97.5 / 98.7 at 0.8 and 94.4 / 97.0
     unsmoothed (``benchmarks/int8_batch_loss.py``; reports/compression/bench/int8_alpha_fold9.txt). With the
-    shared plan it was 97.7 / 98.8 (reports/compression/bench/int8_plan_fold9.txt)."""
+    shared plan it was 97.7 / 98.8 (reports/compression/bench/int8_plan_fold9.txt).
+
+    ``kernel``: ``"dynamic"`` (default) runs torch's eager dynamic quantization (fbgemm/onednn; one activation
+    scale per batch); ``"compiled"`` writes the int8 layers as plain ops (:mod:`ade_distill.student.int8_compiled`:
+    one activation scale per token, ``torch._int_mm``) and compiles the encoder pass with ``torch.compile``, which
+    fuses the quantization steps with the ops around them (needs a C++ compiler; always per-channel weights)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     per_channel: bool = True
     float_ffn_output: bool = False
-    smooth_alpha: float = Field(default=0.9, ge=0.0, le=1.0)
+    smooth_alpha: float = Field(default=0.9, ge=0.0, le=1.0)  # the compiled kernel's default: 0.5 (below)
+    kernel: Literal["dynamic", "compiled"] = "dynamic"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_alpha_of_the_kernel(cls, data: Any) -> Any:
+        """Without ``smooth_alpha``: 0.9 for the dynamic kernel, 0.5 for the compiled one (chosen on dev fold 9:
+        over the compressed students of folds 1-3, the compiled kernel agreed with fp32 at 99.29 strict / 99.58
+        lenient relation F1 with alpha 0.5, against 98.82 / 99.51 at 0 and 98.52 / 99.06 at 0.9;
+        reports/compression/bench/int8_kernel_fold9.txt)."""
+        if isinstance(data, dict) and data.get("smooth_alpha") is None:
+            data = {**data, "smooth_alpha": 0.5 if data.get("kernel") == "compiled" else 0.9}
+        return data
+
+    @model_validator(mode="after")
+    def _compiled_is_per_channel(self) -> Int8Options:
+        if self.kernel == "compiled" and not self.per_channel:
+            raise ValueError("the compiled int8 kernel scales weights per channel: drop per_channel=False")
+        return self
 
 
 def quantize_encoder(encoder: torch.nn.Module, options: Int8Options,
                      smoothing: Smoothing | None = None) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """The encoder with its Linear layers in dynamic int8 (a new module; the argument is left as it was), smoothed
-    first (:func:`~ade_distill.student.smoothing.apply_smoothing`) when ``smoothing`` is given, and the layout: how
-    many Linear layers are int8, how many were smoothed, with how many element-wise divisions and folds, and which
-    stayed float."""
+    """The encoder with its Linear layers in int8 (a new module; the argument is left as it was), smoothed first
+    (:func:`~ade_distill.student.smoothing.apply_smoothing`) when ``smoothing`` is given, and the layout: the kernel,
+    how many Linear layers are int8, how many were smoothed, with how many element-wise divisions and folds, and
+    which stayed float. With ``options.kernel == "compiled"`` the encoder is meant to run under ``torch.compile``
+    (:meth:`~ade_distill.student.model.StudentExtractor.quantize` compiles it)."""
     import copy
 
     import torch
@@ -98,11 +126,17 @@ def quantize_encoder(encoder: torch.nn.Module, options: Int8Options,
     after = smoothable_linears(work)
     spec = {name: qconfig for name, layer in after.items() if id(layer) in targets}
     kept_float = len(after) - len(spec)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch.ao.quantization deprecation notices
-        quantized = quantize_dynamic(work, spec, dtype=torch.qint8, inplace=True)
+    if options.kernel == "compiled":
+        from ade_distill.student.int8_compiled import to_compiled_int8
+
+        to_compiled_int8(work, {name: after[name] for name in spec})
+        quantized = work
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch.ao.quantization deprecation notices
+            quantized = quantize_dynamic(work, spec, dtype=torch.qint8, inplace=True)
     plan = smoothing.plan if smoothing else None
-    return quantized, {"int8_linears": len(spec), "smoothed": len(plan.layers()) if plan else 0,
+    return quantized, {"kernel": options.kernel, "int8_linears": len(spec), "smoothed": len(plan.layers()) if plan else 0,
                        "divisions": len(plan.groups) if plan else 0, "folded": len(plan.folds) if plan else 0,
                        "divided_outputs": len(plan.outputs) if plan else 0,
                        "float": {"ffn_output": kept_float}}
@@ -182,7 +216,7 @@ def accepted_int8(folder: str | Path) -> tuple[Int8Options, Smoothing | None]:
     try:
         report = json.loads(record.read_text(encoding="utf-8"))
         options = Int8Options(per_channel=report["per_channel"], float_ffn_output=report["float_ffn_output"],
-                              smooth_alpha=report.get("smooth_alpha", 0.0))
+                              smooth_alpha=report.get("smooth_alpha", 0.0), kernel=report.get("kernel", "dynamic"))
     except (ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"{record}: not an int8 guard record ({exc}): {guard_hint(p)}") from exc
     if not report.get("accepted"):
@@ -256,6 +290,8 @@ def guard_torch_int8(
                  "scales_sha256": path_sha256(folder / INT8_SCALES)}
     int8_student = StudentExtractor.from_pretrained(folder)
     layout = int8_student.quantize(options, smoothing=smoothing, quantizer=quantizer).int8_layout
+    if options.kernel == "compiled":  # compile on a first batch, so the speed recorded is prediction's
+        int8_student.predict(texts[:batch_size], batch_size=batch_size)
     t0 = time.perf_counter()
     int8 = int8_student.predict(texts, batch_size=batch_size)
     t_int8 = time.perf_counter() - t0

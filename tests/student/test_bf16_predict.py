@@ -98,8 +98,8 @@ def test_bf16_and_compile_are_refused_where_they_do_not_apply(tmp_path: Path) ->
         StudentExtractor.from_pretrained(tmp_path, quantize=True, precision="bf16")
     with pytest.raises(ConfigError, match="not to the onnx runtime: use runtime torch, or use precision fp32"):
         StudentExtractor.from_pretrained(tmp_path, runtime="onnx", precision="bf16")
-    with pytest.raises(ConfigError, match="compile applies to the float torch student, not to an int8"):
-        StudentExtractor.from_pretrained(tmp_path, quantize=True, compile=True)
+    with pytest.raises(ConfigError, match="compile applies to the torch student, not to the onnx runtime"):
+        StudentExtractor.from_pretrained(tmp_path, runtime="onnx", compile=True)
 
 
 @pytest.mark.slow

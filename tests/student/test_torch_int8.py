@@ -51,7 +51,7 @@ def test_guard_accepts_records_and_quantize_true_uses_the_recorded_options(
     # MiniLM: 6 layers x 6 Linear layers, of which the 6 feed-forward outputs stay float (and unsmoothed); per
     # layer query, key and value share one division, the attention output's is folded into value, the
     # feed-forward input has one
-    assert report["layout"] == {"int8_linears": 30, "smoothed": 30, "divisions": 12, "folded": 6,
+    assert report["layout"] == {"kernel": "dynamic", "int8_linears": 30, "smoothed": 30, "divisions": 12, "folded": 6,
                                 "divided_outputs": 0, "float": {"ffn_output": 6}}
     assert report["smooth_alpha"] == 0.9 and report["calibration_texts"] == len(tiny_train)
     assert (student / INT8_SCALES).is_file()
@@ -304,3 +304,70 @@ def test_quantize_refuses_smoothing_without_scales_and_a_second_quantization(tra
     student.quantize(Int8Options(smooth_alpha=0.0))
     with pytest.raises(ConfigError, match="already quantized"):
         student.quantize(Int8Options(smooth_alpha=0.0))
+
+
+def test_compiled_int8_linear_is_close_to_float_and_scales_each_token_alone() -> None:
+    from ade_distill.student.int8_compiled import CompiledInt8Linear
+
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(64, 48)
+    x = torch.randn(3, 7, 64)
+    x[0, 0] *= 50  # one token with a large range: per-token scales keep it from coarsening the others
+    q = CompiledInt8Linear(linear)
+    assert q.weight_t.dtype == torch.int8 and q.weight_t.shape == (64, 48)
+    assert torch.allclose(q.dequantized_weight(), linear.weight, atol=linear.weight.abs().max().item() / 127)
+    with torch.no_grad():
+        ref, out = linear(x), q(x)
+    assert out.shape == ref.shape
+    rel = ((out - ref).norm(dim=-1) / ref.norm(dim=-1)).max().item()
+    assert rel < 0.02, rel
+    # each token's result is the same whether it is quantized in this batch or alone
+    assert torch.equal(q(x[1:2, 3:4]), out[1:2, 3:4])
+    assert torch.equal(q(x[2]), out[2])
+
+
+def test_guard_measures_the_compiled_kernel_and_loading_compiles_it(student: Path, tiny_train: list[Example]) -> None:
+    """``kernel="compiled"``: the verdict records it, a student loaded with quantize=True runs the int8 layers in
+    a torch.compile graph, and its predictions are the ones the guard measured."""
+    from ade_distill.experiments.protocol import strip_labels
+    from ade_distill.student.int8_compiled import CompiledInt8Linear
+
+    report = guard_torch_int8(student, tiny_train, check_source="tiny_train", max_f1_loss=100.0,
+                              options=Int8Options(kernel="compiled"))
+    assert report["kernel"] == "compiled" and report["layout"]["kernel"] == "compiled"
+    assert report["layout"]["int8_linears"] == 36 and report["layout"]["smoothed"] == 36
+    loaded = StudentExtractor.from_pretrained(student, quantize=True, compile=True)  # compile: already so
+    assert loaded._compiled_stage1 is not None and loaded.describe()["compiled"] is True
+    assert sum(isinstance(m, CompiledInt8Linear) for m in loaded.module.encoder.modules()) == 36
+    calls: list[int] = []
+    inner = loaded._compiled_stage1
+    loaded._compiled_stage1 = lambda *a: calls.append(1) or inner(*a)
+    texts = strip_labels(tiny_train)
+    int8 = loaded.predict(texts, batch_size=64)
+    assert calls  # the compiled graph predicted
+    fp32 = StudentExtractor.from_pretrained(student).predict(texts, batch_size=64)
+    from ade_distill.student.int8_guard import measure_loss
+
+    agreement = measure_loss(texts, fp32, int8, labelled=False)["agreement_f1"]
+    assert agreement == report["agreement_f1"], (agreement, report["agreement_f1"])
+
+
+def test_compile_is_refused_for_the_dynamic_kernel_and_per_tensor(student: Path, tiny_train: list[Example],
+                                                                  tmp_path: Path) -> None:
+    from ade_distill.cli import app
+
+    guard_torch_int8(student, tiny_train, check_source="tiny_train", max_f1_loss=100.0)
+    with pytest.raises(ConfigError, match="dynamic kernel.*quantize --model FOLDER --compile"):
+        StudentExtractor.from_pretrained(student, quantize=True, compile=True)
+    assert StudentExtractor.from_pretrained(student, quantize=True)._compiled_stage1 is None
+    with pytest.raises(ValueError, match="per channel"):
+        Int8Options(kernel="compiled", per_channel=False)
+    # each kernel's smoothing default (chosen on dev fold 9), unless given
+    assert (Int8Options().smooth_alpha, Int8Options(kernel="compiled").smooth_alpha) == (0.9, 0.5)
+    assert Int8Options(kernel="compiled", smooth_alpha=0.0).smooth_alpha == 0.0
+    gold = tmp_path / "check.jsonl"
+    write_examples(gold, tiny_train)
+    res = CliRunner().invoke(app, ["quantize", "--model", str(student), "--check-gold", str(gold), "--compile",
+                                   "--per-tensor"])
+    assert isinstance(res.exception, ConfigError) and "drop --per-tensor" in str(res.exception)
+    assert (student / INT8_JSON).exists()  # the earlier verdict is left as it was

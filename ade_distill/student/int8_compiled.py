@@ -1,0 +1,59 @@
+"""The compiled int8 kernel: int8 Linear layers written as plain torch ops for ``torch.compile``.
+
+torch's dynamic quantization (:func:`torch.ao.quantization.quantize_dynamic`, the ``dynamic`` kernel) runs each
+Linear layer as one opaque eager call: ``torch.compile`` cannot look inside it, so the work around the matmuls
+(the quantization of each input, layer norms, GELU, attention's element-wise steps) stays a chain of separate passes.
+:class:`CompiledInt8Linear` writes the same idea as ops inductor can fuse: the input is quantized to int8 with one
+symmetric scale per token (row), multiplied by the int8 weight (one symmetric scale per output channel) with
+``torch._int_mm`` (int32 accumulation), and rescaled into float. Under ``torch.compile`` the scale, rounding and
+rescale fuse with the ops before and after each matmul.
+
+Per-token scales also make a sentence's int8 prediction independent of which sentences share its batch (the
+``dynamic`` kernel uses one scale per batch). In eager mode the layer is correct but slow (each step is a separate
+pass): the ``compiled`` kernel is meant to run compiled, and :meth:`~ade_distill.student.model.StudentExtractor.
+quantize` compiles it.
+"""
+
+from __future__ import annotations
+
+import torch
+
+QMAX = 127
+
+
+class CompiledInt8Linear(torch.nn.Module):
+    """A frozen int8 copy of ``linear``: weight rounded to int8 per output channel, input per token at call time."""
+
+    def __init__(self, linear: torch.nn.Linear) -> None:
+        super().__init__()
+        w = linear.weight.detach().float()
+        scale = w.abs().amax(dim=1).clamp_min(1e-12) / QMAX
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        # (in, out): torch._int_mm multiplies (tokens, in) @ (in, out)
+        self.register_buffer("weight_t", (w / scale[:, None]).round().clamp(-QMAX, QMAX).to(torch.int8).t())
+        self.register_buffer("weight_scale", scale)
+        self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().float().clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = x.reshape(-1, self.in_features).float()
+        scale = rows.abs().amax(dim=1, keepdim=True).clamp_min(1e-12) / QMAX
+        q = (rows / scale).round().clamp(-QMAX, QMAX).to(torch.int8)
+        y = torch._int_mm(q, self.weight_t).float() * (scale * self.weight_scale)
+        if self.bias is not None:
+            y = y + self.bias
+        return y.reshape(*x.shape[:-1], self.out_features)
+
+    def dequantized_weight(self) -> torch.Tensor:
+        """The float weight this layer multiplies by, (out, in) as :class:`torch.nn.Linear`'s."""
+        return self.weight_t.t().float() * self.weight_scale[:, None]
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+def to_compiled_int8(root: torch.nn.Module, layers: dict[str, torch.nn.Linear]) -> None:
+    """In place: each named Linear layer of ``root`` (names as in ``root.named_modules()``) replaced by its
+    :class:`CompiledInt8Linear`."""
+    for name, layer in layers.items():
+        parent, _, attr = name.rpartition(".")
+        setattr(root.get_submodule(parent) if parent else root, attr, CompiledInt8Linear(layer))
