@@ -380,7 +380,7 @@ def quantize(
                                             "the dynamic kernel scales int8 activations per batch).")] = 64,
     compile: Annotated[
         bool, typer.Option("--compile/--no-compile", help="Measure the compiled int8 kernel: activations scaled per "
-                           "token, the int8 layers fused with the ops around them by torch.compile (faster on CPU; "
+                           "token, the int8 layers fused with the ops around them by torch.compile (closer to fp32; "
                            "needs a C++ compiler; per-channel weights). predict --quantize then compiles too.")
     ] = False,
     threads: Annotated[int | None, typer.Option("--threads", help="torch CPU threads.")] = None,

@@ -14,8 +14,9 @@ safetensors``, ``student.json``, ``task.yaml``), the smoothing scales and plan t
 ``FOLDER/int8_scales.safetensors``.
 
 ``--compile`` measures the compiled kernel instead (:mod:`ade_distill.student.int8_compiled`: one activation scale
-per token, the int8 layers fused with the ops around them by ``torch.compile``; faster on CPU); its verdict is
-recorded with ``kernel: compiled``, and a student loaded with ``quantize=True`` then compiles too.
+per token, the int8 layers fused with the ops around them by ``torch.compile``; closer to fp32, and as fast as the
+dynamic kernel within noise in two benchmark runs); its verdict is recorded with ``kernel: compiled``, and a
+student loaded with ``quantize=True`` then compiles too.
 
 With the default (``dynamic``) kernel, activations are quantized per call with one scale for the whole batch, so
 int8 predictions depend a little on which texts share a batch: the verdict records the batch size it was measured
