@@ -54,6 +54,7 @@ class CompiledInt8Linear(torch.nn.Module):
 def to_compiled_int8(root: torch.nn.Module, layers: dict[str, torch.nn.Linear]) -> None:
     """In place: each named Linear layer of ``root`` (names as in ``root.named_modules()``) replaced by its
     :class:`CompiledInt8Linear`."""
+    from ade_distill.student.smoothing import _replace
+
     for name, layer in layers.items():
-        parent, _, attr = name.rpartition(".")
-        setattr(root.get_submodule(parent) if parent else root, attr, CompiledInt8Linear(layer))
+        _replace(root, name, CompiledInt8Linear(layer))
