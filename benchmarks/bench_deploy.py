@@ -218,36 +218,29 @@ def main() -> None:
     print(f"export {t_export:.0f}s; int8 ({layout}) {t_quant:.0f}s: "
           f"guard at --max-f1-loss {args.max_f1_loss}: {verdict} ({report['message']})")
 
-    # torch int8 behind the same guard: measured on a copy of the folder (the guard records its verdict there).
-    int8_dir = shutil.copytree(model_dir, tmp / "torch_int8", ignore=shutil.ignore_patterns("onnx", "predict-*"))
-    t0 = time.perf_counter()
-    torch_report = guard_torch_int8(int8_dir, gold, check_source=f"the {args.n} benchmark sentences",
-                                    max_f1_loss=1e9, batch_size=args.batch_size,
-                                    options=Int8Options(per_channel=not args.per_tensor))
-    verdict = "accepted" if torch_report["loss"] <= args.max_f1_loss else "REFUSED"
-    print(f"torch int8 ({'per-tensor' if args.per_tensor else 'per-channel'}, {torch_report['layout']}) "
-          f"{time.perf_counter() - t0:.0f}s: guard at --max-f1-loss {args.max_f1_loss}: {verdict} "
-          f"({torch_report['message']})")
-
-    # the compiled int8 kernel (per-token activation scales, torch.compile) behind its own verdict
-    rows_int8c = []
+    # torch int8 behind the same guard, one copy of the folder per kernel (the guard records its verdict there);
+    # the compiled kernel (per-token activation scales, torch.compile) needs per-channel weights
+    kernels = [("dynamic", "student (torch int8)", "torch-int8", Int8Options(per_channel=not args.per_tensor))]
     if not args.per_tensor:
-        int8c_dir = shutil.copytree(model_dir, tmp / "torch_int8_compiled",
-                                    ignore=shutil.ignore_patterns("onnx", "predict-*"))
+        kernels.append(("compiled", "student (torch int8, compiled kernel)", "torch-int8-compiled",
+                        Int8Options(kernel="compiled")))
+    rows_int8 = []
+    for kernel, name, kind, options in kernels:
+        int8_dir = shutil.copytree(model_dir, tmp / f"torch_int8_{kernel}",
+                                   ignore=shutil.ignore_patterns("onnx", "predict-*"))
         t0 = time.perf_counter()
-        int8c_report = guard_torch_int8(int8c_dir, gold, check_source=f"the {args.n} benchmark sentences",
-                                        max_f1_loss=1e9, batch_size=args.batch_size,
-                                        options=Int8Options(kernel="compiled"))
-        verdict = "accepted" if int8c_report["loss"] <= args.max_f1_loss else "REFUSED"
-        print(f"torch int8 compiled (per-channel, {int8c_report['layout']}) {time.perf_counter() - t0:.0f}s: guard "
-              f"at --max-f1-loss {args.max_f1_loss}: {verdict} ({int8c_report['message']})")
-        rows_int8c = [("student (torch int8, compiled kernel)", "torch-int8-compiled", [str(int8c_dir)])]
+        torch_report = guard_torch_int8(int8_dir, gold, check_source=f"the {args.n} benchmark sentences",
+                                        max_f1_loss=1e9, batch_size=args.batch_size, options=options)
+        verdict = "accepted" if torch_report["loss"] <= args.max_f1_loss else "REFUSED"
+        print(f"{name} ({'per-tensor' if args.per_tensor else 'per-channel'}, {torch_report['layout']}) "
+              f"{time.perf_counter() - t0:.0f}s: guard at --max-f1-loss {args.max_f1_loss}: {verdict} "
+              f"({torch_report['message']})")
+        rows_int8.append((name, kind, [str(int8_dir)]))
 
     rows = [("student (torch fp32)", "torch", [str(model_dir)]),
             ("student (torch bf16 autocast)", "torch-bf16", [str(model_dir)]),
             ("student (torch bf16, torch.compile)", "torch-bf16-compiled", [str(model_dir)]),
-            ("student (torch int8)", "torch-int8", [str(int8_dir)]),
-            *rows_int8c,
+            *rows_int8,
             ("student (ONNX fp32)", "onnx", [str(export)]),
             ("student (ONNX int8)", "onnx-int8", [str(export)]),
             (f"ensemble of {len(ensemble)} (torch)", "torch", ensemble)]

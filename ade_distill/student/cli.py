@@ -383,6 +383,11 @@ def quantize(
                            "token, the int8 layers fused with the ops around them by torch.compile (closer to fp32; "
                            "needs a C++ compiler; per-channel weights). predict --quantize then compiles too.")
     ] = False,
+    attention: Annotated[
+        str | None, typer.Option("--attention", help="With --compile: the encoder's attention, 'model' (its own), "
+                                 "'eager' (plain ops inductor fuses) or 'bf16' (the same, matmuls in bfloat16; "
+                                 "default). BERT-style encoders only; others keep their own.")
+    ] = None,
     threads: Annotated[int | None, typer.Option("--threads", help="torch CPU threads.")] = None,
     label_map: LabelMapOpt = None,
 ) -> None:
@@ -409,8 +414,12 @@ def quantize(
 
     if compile and not per_channel:
         raise ConfigError("--compile scales int8 weights per channel: drop --per-tensor")
+    if attention is not None and not compile:
+        raise ConfigError("--attention chooses the compiled kernel's attention: add --compile, or drop --attention")
+    if attention not in (None, "model", "eager", "bf16"):
+        raise ConfigError(f"--attention must be model, eager or bf16, got {attention!r}")
     options = Int8Options(per_channel=per_channel, float_ffn_output=float_ffn_output, smooth_alpha=smooth_alpha,
-                          kernel="compiled" if compile else "dynamic")
+                          kernel="compiled" if compile else "dynamic", attention=attention)
     report = guard_torch_int8(model, check, check_source=str(check_gold) if check_gold else "given",
                               max_f1_loss=max_f1_loss, reference=reference, batch_size=batch_size, options=options,
                               calibration=texts, calibration_source=str(calibration) if calibration else

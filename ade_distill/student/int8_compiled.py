@@ -12,6 +12,13 @@ Per-token scales also make a sentence's int8 prediction independent of which sen
 ``dynamic`` kernel uses one scale per batch). In eager mode the layer is correct but slow (each step is a separate
 pass): the ``compiled`` kernel is meant to run compiled, and :meth:`~ade_distill.student.model.StudentExtractor.
 quantize` compiles it.
+
+Attention (:func:`set_attention`): the encoder's own implementation (``model``: PyTorch's fused
+``scaled_dot_product_attention`` in transformers' default) is one opaque call that ``torch.compile`` leaves as it is,
+and on short sentences it is slow on CPU. ``eager`` (transformers' plain-op attention, the same float math) lets
+inductor fuse the scaling, mask and softmax; ``bf16`` (:func:`bf16_attention`) also runs its two batched matmuls in
+bfloat16, with the softmax in float32. Both need an encoder that dispatches attention through transformers'
+``AttentionInterface`` (BERT-style encoders such as MiniLM do; MPNet does not and keeps its own).
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ from __future__ import annotations
 import torch
 
 QMAX = 127
+BF16_ATTENTION = "ade_distill_bf16"  # the name bf16_attention is registered under in transformers
+ATTENTION_CHOICES = ("model", "eager", "bf16")
 
 
 class CompiledInt8Linear(torch.nn.Module):
@@ -58,3 +67,38 @@ def to_compiled_int8(root: torch.nn.Module, layers: dict[str, torch.nn.Linear]) 
 
     for name, layer in layers.items():
         _replace(root, name, CompiledInt8Linear(layer))
+
+
+def bf16_attention(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                   attention_mask: torch.Tensor | None, scaling: float | None = None, dropout: float = 0.0,
+                   **kwargs: object) -> tuple[torch.Tensor, None]:
+    """transformers' eager attention (an ``AttentionInterface`` function: query, key, value as (batch, heads,
+    tokens, head size); an additive float mask) with the two matmuls in bfloat16 and the scores, mask and softmax in
+    float32. Prediction only (no dropout; no attention weights returned)."""
+    scaling = query.size(-1) ** -0.5 if scaling is None else scaling
+    scores = torch.matmul(query.bfloat16(), key.bfloat16().transpose(2, 3)).float() * scaling
+    if attention_mask is not None:
+        scores = scores + attention_mask
+    probs = torch.softmax(scores, dim=-1)
+    out = torch.matmul(probs.bfloat16(), value.bfloat16()).to(query.dtype)
+    return out.transpose(1, 2).contiguous(), None
+
+
+def set_attention(encoder: torch.nn.Module, attention: str) -> str:
+    """In place: the encoder's attention as ``attention`` (one of :data:`ATTENTION_CHOICES`; see the module
+    docstring). Returns what it runs: ``attention``, or ``"model"`` when the encoder does not dispatch attention
+    through transformers' ``AttentionInterface`` (then it is left as it was)."""
+    if attention not in ATTENTION_CHOICES:
+        raise ValueError(f"attention must be one of {', '.join(ATTENTION_CHOICES)}, got {attention!r}")
+    if attention == "model" or not getattr(encoder, "_supports_attention_backend", False):
+        return "model"
+    from transformers import AttentionInterface
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, eager_mask
+
+    name = attention
+    if attention == "bf16":
+        name = BF16_ATTENTION
+        AttentionInterface.register(name, bf16_attention)
+        ALL_MASK_ATTENTION_FUNCTIONS.register(name, eager_mask)  # an additive float mask, as eager attention's
+    encoder.set_attn_implementation(name)
+    return attention

@@ -14,9 +14,9 @@ safetensors``, ``student.json``, ``task.yaml``), the smoothing scales and plan t
 ``FOLDER/int8_scales.safetensors``.
 
 ``--compile`` measures the compiled kernel instead (:mod:`ade_distill.student.int8_compiled`: one activation scale
-per token, the int8 layers fused with the ops around them by ``torch.compile``; closer to fp32, and as fast as the
-dynamic kernel within noise in two benchmark runs); its verdict is recorded with ``kernel: compiled``, and a
-student loaded with ``quantize=True`` then compiles too.
+per token, the int8 layers fused with the ops around them by ``torch.compile``, attention as plain ops with its
+matmuls in bfloat16 by default, ``--attention``; closer to fp32 than the dynamic kernel); its verdict is recorded
+with ``kernel: compiled`` and the attention, and a student loaded with ``quantize=True`` then compiles too.
 
 With the default (``dynamic``) kernel, activations are quantized per call with one scale for the whole batch, so
 int8 predictions depend a little on which texts share a batch: the verdict records the batch size it was measured
@@ -60,6 +60,7 @@ log = logging.getLogger(__name__)
 INT8_JSON = "int8.json"
 INT8_SCALES = "int8_scales.safetensors"  # the smoothing scales the verdict measured
 INT8_FORMAT = 1
+COMPILED_ATTENTION = "bf16"  # the compiled kernel's default attention (Int8Options.attention)
 
 
 class Int8Options(BaseModel):
@@ -74,7 +75,16 @@ class Int8Options(BaseModel):
     ``kernel``: ``"dynamic"`` (default) runs torch's eager dynamic quantization (fbgemm/onednn; one activation
     scale per batch); ``"compiled"`` writes the int8 layers as plain ops (:mod:`ade_distill.student.int8_compiled`:
     one activation scale per token, ``torch._int_mm``) and compiles the encoder pass with ``torch.compile``, which
-    fuses the quantization steps with the ops around them (needs a C++ compiler; always per-channel weights)."""
+    fuses the quantization steps with the ops around them (needs a C++ compiler; always per-channel weights).
+
+    ``attention`` (the compiled kernel only; :func:`~ade_distill.student.int8_compiled.set_attention`): ``"model"``
+    keeps the encoder's own attention (PyTorch's fused call), ``"eager"`` runs transformers' plain-op attention,
+    which inductor fuses, ``"bf16"`` the same with its two matmuls in bfloat16. The dynamic kernel keeps
+    ``"model"``. The compiled kernel's default, ``"bf16"``, was chosen on dev fold 9: over the compressed students of
+    folds 1-3, relation agreement with fp32 was 99.43 strict / 99.68 lenient, against 99.29 / 99.58 (``model``) and
+    99.29 / 99.53 (``eager``; reports/compression/bench/int8_attention_fold9.txt); in one interleaved speed run on
+    fold 9's student, ``eager`` and ``bf16`` predicted 1.17x and 1.20x the sentences/s of ``model``
+    (reports/compression/bench/int8_layouts_attention_fold9_run1.txt)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -82,6 +92,7 @@ class Int8Options(BaseModel):
     float_ffn_output: bool = False
     smooth_alpha: float = Field(default=0.9, ge=0.0, le=1.0)  # the compiled kernel's default: 0.5 (below)
     kernel: Literal["dynamic", "compiled"] = "dynamic"
+    attention: Literal["model", "eager", "bf16"] = "model"  # the compiled kernel's default: below
 
     @model_validator(mode="before")
     @classmethod
@@ -92,12 +103,17 @@ class Int8Options(BaseModel):
         reports/compression/bench/int8_kernel_fold9.txt)."""
         if isinstance(data, dict) and data.get("smooth_alpha") is None:
             data = {**data, "smooth_alpha": 0.5 if data.get("kernel") == "compiled" else 0.9}
+        if isinstance(data, dict) and data.get("attention") is None:
+            data = {**data, "attention": COMPILED_ATTENTION if data.get("kernel") == "compiled" else "model"}
         return data
 
     @model_validator(mode="after")
     def _compiled_is_per_channel(self) -> Int8Options:
         if self.kernel == "compiled" and not self.per_channel:
             raise ValueError("the compiled int8 kernel scales weights per channel: drop per_channel=False")
+        if self.kernel == "dynamic" and self.attention != "model":
+            raise ValueError(f"attention {self.attention!r} goes with the compiled int8 kernel (the dynamic one is not "
+                             "compiled, so the encoder keeps its own attention): drop it or use kernel='compiled'")
         return self
 
 
@@ -128,16 +144,19 @@ def quantize_encoder(encoder: torch.nn.Module, options: Int8Options,
     spec = {name: qconfig for name, layer in after.items() if id(layer) in targets}
     kept_float = len(after) - len(spec)
     if options.kernel == "compiled":
-        from ade_distill.student.int8_compiled import to_compiled_int8
+        from ade_distill.student.int8_compiled import set_attention, to_compiled_int8
 
         to_compiled_int8(work, {name: after[name] for name in spec})
+        attention = set_attention(work, options.attention)
         quantized = work
     else:
+        attention = "model"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch.ao.quantization deprecation notices
             quantized = quantize_dynamic(work, spec, dtype=torch.qint8, inplace=True)
     plan = smoothing.plan if smoothing else None
-    return quantized, {"kernel": options.kernel, "int8_linears": len(spec), "smoothed": len(plan.layers()) if plan else 0,
+    return quantized, {"kernel": options.kernel, "attention": attention, "int8_linears": len(spec),
+                       "smoothed": len(plan.layers()) if plan else 0,
                        "divisions": len(plan.groups) if plan else 0, "folded": len(plan.folds) if plan else 0,
                        "divided_outputs": len(plan.outputs) if plan else 0,
                        "float": {"ffn_output": kept_float}}
@@ -217,7 +236,8 @@ def accepted_int8(folder: str | Path) -> tuple[Int8Options, Smoothing | None]:
     try:
         report = json.loads(record.read_text(encoding="utf-8"))
         options = Int8Options(per_channel=report["per_channel"], float_ffn_output=report["float_ffn_output"],
-                              smooth_alpha=report.get("smooth_alpha", 0.0), kernel=report.get("kernel", "dynamic"))
+                              smooth_alpha=report.get("smooth_alpha", 0.0), kernel=report.get("kernel", "dynamic"),
+                              attention=report.get("attention", "model"))  # records before attention: the model's
     except (ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"{record}: not an int8 guard record ({exc}): {guard_hint(p)}") from exc
     if not report.get("accepted"):

@@ -51,7 +51,7 @@ def test_guard_accepts_records_and_quantize_true_uses_the_recorded_options(
     # MiniLM: 6 layers x 6 Linear layers, of which the 6 feed-forward outputs stay float (and unsmoothed); per
     # layer query, key and value share one division, the attention output's is folded into value, the
     # feed-forward input has one
-    assert report["layout"] == {"kernel": "dynamic", "int8_linears": 30, "smoothed": 30, "divisions": 12, "folded": 6,
+    assert report["layout"] == {"kernel": "dynamic", "attention": "model", "int8_linears": 30, "smoothed": 30, "divisions": 12, "folded": 6,
                                 "divided_outputs": 0, "float": {"ffn_output": 6}}
     assert report["smooth_alpha"] == 0.9 and report["calibration_texts"] == len(tiny_train)
     assert (student / INT8_SCALES).is_file()
@@ -335,6 +335,7 @@ def test_guard_measures_the_compiled_kernel_and_loading_compiles_it(student: Pat
     report = guard_torch_int8(student, tiny_train, check_source="tiny_train", max_f1_loss=100.0,
                               options=Int8Options(kernel="compiled"))
     assert report["kernel"] == "compiled" and report["layout"]["kernel"] == "compiled"
+    assert report["attention"] == report["layout"]["attention"] == "bf16"  # the kernel's default, on this BERT
     assert report["layout"]["int8_linears"] == 36 and report["layout"]["smoothed"] == 36
     loaded = StudentExtractor.from_pretrained(student, quantize=True, compile=True)  # compile: already so
     assert loaded._compiled_stage1 is not None and loaded.describe()["compiled"] is True
@@ -364,10 +365,70 @@ def test_compile_is_refused_for_the_dynamic_kernel_and_per_tensor(student: Path,
         Int8Options(kernel="compiled", per_channel=False)
     # each kernel's smoothing default (chosen on dev fold 9), unless given
     assert (Int8Options().smooth_alpha, Int8Options(kernel="compiled").smooth_alpha) == (0.9, 0.5)
+    assert (Int8Options().attention, Int8Options(kernel="compiled").attention) == ("model", "bf16")
+    with pytest.raises(ValueError, match="goes with the compiled int8 kernel"):
+        Int8Options(attention="bf16")
     assert Int8Options(kernel="compiled", smooth_alpha=0.0).smooth_alpha == 0.0
     gold = tmp_path / "check.jsonl"
     write_examples(gold, tiny_train)
     res = CliRunner().invoke(app, ["quantize", "--model", str(student), "--check-gold", str(gold), "--compile",
                                    "--per-tensor"])
     assert isinstance(res.exception, ConfigError) and "drop --per-tensor" in str(res.exception)
+    res = CliRunner().invoke(app, ["quantize", "--model", str(student), "--check-gold", str(gold), "--attention",
+                                   "bf16"])
+    assert isinstance(res.exception, ConfigError) and "add --compile" in str(res.exception)
     assert (student / INT8_JSON).exists()  # the earlier verdict is left as it was
+
+
+def test_bf16_attention_masks_padding_and_stays_close_to_the_models_own(trained_dir: Path) -> None:
+    """The compiled kernel's attention choices compute the encoder's function: on a padded batch, each choice's
+    last hidden states are close to the model's own attention (sdpa) on the real tokens, and a sentence's states do
+    not depend on how much padding its batch adds (the mask is applied)."""
+    import copy
+
+    from ade_distill.student.int8_compiled import set_attention
+
+    base = StudentExtractor.from_pretrained(trained_dir)
+    texts = ["Rash after amoxicillin.", "Severe hepatotoxicity was attributed to long-term methotrexate therapy in "
+             "a patient with psoriasis."]
+    enc = base.tokenizer(texts, padding=True, return_tensors="pt")
+    real = enc["attention_mask"].bool()
+    with torch.no_grad():
+        ref = base.module.encoder(**enc).last_hidden_state
+    for attention in ("eager", "bf16"):
+        encoder = copy.deepcopy(base.module.encoder)
+        assert set_attention(encoder, attention) == attention
+        with torch.no_grad():
+            out = encoder(**enc).last_hidden_state
+            alone = encoder(**base.tokenizer(texts[:1], return_tensors="pt")).last_hidden_state
+        drift = ((out - ref)[real].norm() / ref[real].norm()).item()
+        assert drift < (1e-5 if attention == "eager" else 2e-2), (attention, drift)
+        n = alone.shape[1]
+        assert torch.allclose(out[0, :n], alone[0], atol=5e-2), attention  # padding masked out
+    assert base.module.encoder.config._attn_implementation == "sdpa"  # the copies were changed, not the model
+
+
+def test_set_attention_keeps_the_models_own_where_it_has_no_attention_interface() -> None:
+    from transformers import MPNetConfig, MPNetModel
+
+    from ade_distill.student.int8_compiled import set_attention
+
+    encoder = MPNetModel(MPNetConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                     intermediate_size=32))
+    assert set_attention(encoder, "bf16") == "model"
+    with pytest.raises(ValueError, match="attention must be one of"):
+        set_attention(encoder, "flash")
+
+
+def test_a_verdict_recorded_before_the_attention_option_loads_with_the_models_attention(
+    student: Path, tiny_train: list[Example]
+) -> None:
+    from ade_distill.student.quantize import accepted_int8
+
+    guard_torch_int8(student, tiny_train, check_source="tiny_train", max_f1_loss=100.0,
+                     options=Int8Options(kernel="compiled", smooth_alpha=0.0))
+    record = json.loads((student / INT8_JSON).read_text())
+    assert accepted_int8(student)[0].attention == "bf16"
+    del record["attention"]
+    (student / INT8_JSON).write_text(json.dumps(record))
+    assert accepted_int8(student)[0] == Int8Options(kernel="compiled", smooth_alpha=0.0, attention="model")
