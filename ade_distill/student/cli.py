@@ -411,13 +411,14 @@ def quantize(
 
         texts = [e.text for e in read_examples(calibration)]
     from ade_distill.errors import ConfigError
+    from ade_distill.student.int8_compiled import ATTENTION_CHOICES
 
     if compile and not per_channel:
         raise ConfigError("--compile scales int8 weights per channel: drop --per-tensor")
     if attention is not None and not compile:
         raise ConfigError("--attention chooses the compiled kernel's attention: add --compile, or drop --attention")
-    if attention not in (None, "model", "eager", "bf16"):
-        raise ConfigError(f"--attention must be model, eager or bf16, got {attention!r}")
+    if attention is not None and attention not in ATTENTION_CHOICES:
+        raise ConfigError(f"--attention must be one of {', '.join(ATTENTION_CHOICES)}, got {attention!r}")
     options = Int8Options(per_channel=per_channel, float_ffn_output=float_ffn_output, smooth_alpha=smooth_alpha,
                           kernel="compiled" if compile else "dynamic", attention=attention)
     report = guard_torch_int8(model, check, check_source=str(check_gold) if check_gold else "given",

@@ -108,7 +108,7 @@ class Int8Options(BaseModel):
         return data
 
     @model_validator(mode="after")
-    def _compiled_is_per_channel(self) -> Int8Options:
+    def _options_fit_the_kernel(self) -> Int8Options:
         if self.kernel == "compiled" and not self.per_channel:
             raise ValueError("the compiled int8 kernel scales weights per channel: drop per_channel=False")
         if self.kernel == "dynamic" and self.attention != "model":
