@@ -19,6 +19,7 @@ first ones survive truncation keeps those words and is counted as ``snapped``; a
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,29 +70,47 @@ class AlignStats:
         return {k: getattr(self, k) for k in ("spans", "exact", "snapped", "lost", "conflict")}
 
 
+_BACKENDS: weakref.WeakKeyDictionary[Any, dict[int, Any]] = weakref.WeakKeyDictionary()
+
+
+def truncating_backend(tokenizer: Any, max_length: int) -> Any:
+    """A private copy of a fast tokenizer's Rust tokenizer, set as ``tokenizer(texts, truncation=True,
+    max_length=max_length)`` sets it (truncation side and special-token splitting included; no padding), made once
+    per tokenizer and length.
+
+    :func:`encode_texts` reads its ``Encoding`` objects directly: the Python wrapper turns every encoding into
+    lists and dicts first, which cost several times the tokenization itself in a prediction pass. The copy leaves
+    the wrapper's own settings alone (the wrapper resets them on every call anyway).
+    """
+    from tokenizers import Tokenizer
+
+    per_length = _BACKENDS.setdefault(tokenizer, {})
+    if max_length not in per_length:
+        backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+        backend.no_padding()
+        backend.enable_truncation(max_length, stride=0, strategy="longest_first", direction=tokenizer.truncation_side)
+        backend.encode_special_tokens = bool(tokenizer.split_special_tokens)
+        per_length[max_length] = backend
+    return per_length[max_length]
+
+
 def encode_texts(tokenizer: Any, texts: Sequence[str], max_length: int) -> list[Encoding]:
     """Tokenize texts with a fast tokenizer, keeping word boundaries and character offsets."""
     if not getattr(tokenizer, "is_fast", False):
         raise TypeError("the student needs a fast (Rust) tokenizer for offsets and word ids")
     if not texts:
         return []
-    enc = tokenizer(
-        list(texts),
-        truncation=True,
-        max_length=max_length,
-        return_offsets_mapping=True,
-        return_overflowing_tokens=False,
-    )
+    enc = truncating_backend(tokenizer, max_length).encode_batch(list(texts), add_special_tokens=True)
     # Texts that reached max_length are tokenized once more, untruncated, to tell a cut text from one that fits
     # exactly and to find a word cut mid-way (only those: the second pass costs as much as the first).
-    at_limit = [i for i in range(len(texts)) if len(enc["input_ids"][i]) >= max_length]
+    at_limit = [i for i in range(len(texts)) if len(enc[i]) >= max_length]
     full = tokenizer([texts[i] for i in at_limit], truncation=False, add_special_tokens=True) if at_limit else None
     row_of = {i: r for r, i in enumerate(at_limit)}
     out: list[Encoding] = []
     for i in range(len(texts)):
-        ids = enc["input_ids"][i]
-        offsets = enc["offset_mapping"][i]
-        wids = enc.word_ids(i)
+        ids = enc[i].ids
+        offsets = enc[i].offsets
+        wids = enc[i].word_ids
         token_word: list[int] = []
         words: list[list[int]] = []
         first: list[int] = []

@@ -111,3 +111,25 @@ def test_word_cut_by_truncation_is_dropped_and_its_span_lost(tokenizer) -> None:
     assert tagged.stats.lost == 1 and tagged.stats.snapped == 0
     (whole,) = encode_texts(tokenizer, [text], max_length=10)  # cut right after a whole word: nothing dropped
     assert [text[s:e] for s, e in whole.words] == ["word", "word", "word", "azithromycin"]
+
+
+def test_encodings_match_the_tokenizer_wrapper(tokenizer, ade_gold: list[Example]) -> None:
+    # encode_texts reads a private copy of the Rust tokenizer (truncating_backend) instead of the wrapper's
+    # BatchEncoding; ids, offsets and word ids must be the wrapper's, whatever the wrapper was last called with.
+    from ade_distill.student.encode import truncating_backend
+
+    texts = [e.text for e in ade_gold[:300]] + [
+        "", "   ", "Naïve Café-induced hepatotoxicity.", "A [SEP] inside and a [CLS] too.",
+        " ".join(["azithromycin-induced"] * 30), "word " * 200,
+    ]
+    for max_length in (8, 32, 128):
+        tokenizer(texts[:3], padding="max_length", max_length=150, truncation=False)  # leaves padding set on it
+        got = truncating_backend(tokenizer, max_length).encode_batch(texts, add_special_tokens=True)
+        ref = tokenizer(texts, truncation=True, max_length=max_length, return_offsets_mapping=True)
+        for i, e in enumerate(got):
+            assert (e.ids, e.offsets, e.word_ids) == (ref["input_ids"][i], ref["offset_mapping"][i], ref.word_ids(i))
+        encs = encode_texts(tokenizer, texts, max_length)
+        assert [list(e.input_ids) for e in encs] == ref["input_ids"]
+        assert all(e.truncated == (len(tokenizer(t)["input_ids"]) > max_length) for e, t in zip(encs, texts))
+    assert truncating_backend(tokenizer, 32) is truncating_backend(tokenizer, 32)
+    assert len(tokenizer("word " * 200)["input_ids"]) > 128  # the wrapper's own calls are not truncated by it
