@@ -2,7 +2,7 @@
 
 Dynamic int8 quantizes each call's activations with one scale for the whole batch, so the loss depends on which
 texts share a batch. This prints the guard's measurement (:func:`ade_distill.student.int8_guard.measure_loss`) for
-each SETTING ``BATCH:KIND[:ALPHA[:PLAN[:KERNEL[:ATTENTION[:GELU]]]]]``: ``all`` quantizes every encoder Linear layer, ``ffn-float`` keeps
+each SETTING ``BATCH:KIND[:ALPHA[:PLAN[:KERNEL[:ATTENTION]]]]``: ``all`` quantizes every encoder Linear layer, ``ffn-float`` keeps
 the feed-forward outputs in float; ``ALPHA`` smooths the activations first (SmoothQuant, calibrated on the same
 sentences' texts, as ``ade-distill quantize`` does by default; 0 or absent: off); ``PLAN`` is ``shared`` (the
 default plan: query, key and value share a division, the attention output's folds into value) or ``separate``
@@ -10,13 +10,11 @@ default plan: query, key and value share a division, the attention output's fold
 quantization, one activation scale per batch) or ``compiled`` (:mod:`ade_distill.student.int8_compiled`: one
 activation scale per token, run under ``torch.compile``); ``ATTENTION`` (compiled kernel only) is ``model``
 (default here, as before the option existed: the encoder's own attention), ``eager`` or ``bf16``
-(:func:`ade_distill.student.int8_compiled.set_attention`); ``GELU`` (compiled kernel only) is ``model`` (default
-here, torch's) or ``rational`` (:func:`ade_distill.student.int8_compiled.set_gelu`):
+(:func:`ade_distill.student.int8_compiled.set_attention`):
 
     python benchmarks/int8_batch_loss.py --model runs/models/KEY \\
         --fold reports/ade_mpnet_compressed/folds/fold9/result/fold.json 64:all 16:all 64:ffn-float 64:all:0.8 \\
-        64:all:0.9:separate 64:all:0:shared:compiled 64:all:0.5:shared:compiled:bf16 \\
-        64:all:0.5:shared:compiled:bf16:rational
+        64:all:0.9:separate 64:all:0:shared:compiled 64:all:0.5:shared:compiled:bf16
 """
 
 from __future__ import annotations
@@ -60,16 +58,15 @@ def main() -> None:
     print(f"{'setting':31s} {'loss vs gold s/l':>18s} {'agreement s/l':>15s}")
     for setting in args.settings:
         parts = setting.split(":")
-        defaults = ["", "", "0", "shared", "dynamic", "model", "model"]  # BATCH KIND ALPHA PLAN KERNEL ATTENTION GELU
-        batch, kind, alpha, plan_name, kernel, attention, gelu = (parts + defaults[len(parts):]
-                                                                  if len(parts) <= 7 else defaults)
+        defaults = ["", "", "0", "shared", "dynamic", "model"]  # BATCH, KIND, ALPHA, PLAN, KERNEL, ATTENTION
+        batch, kind, alpha, plan_name, kernel, attention = (parts + defaults[len(parts):] if len(parts) <= 6
+                                                            else defaults)
         if (kind not in ("all", "ffn-float") or not batch.isdigit() or plan_name not in ("shared", "separate")
-                or kernel not in ("dynamic", "compiled") or attention not in ("model", "eager", "bf16")
-                or gelu not in ("model", "rational")):
+                or kernel not in ("dynamic", "compiled") or attention not in ("model", "eager", "bf16")):
             sys.exit(f"bad setting {setting!r}: use BATCH:all or BATCH:ffn-float, optionally "
-                     f":ALPHA[:shared|separate[:dynamic|compiled[:model|eager|bf16[:model|rational]]]]")
+                     f":ALPHA[:shared|separate[:dynamic|compiled[:model|eager|bf16]]]")
         options = Int8Options(float_ffn_output=kind == "ffn-float", smooth_alpha=float(alpha), kernel=kernel,
-                              attention=attention, gelu=gelu)
+                              attention=attention)
         plan = SmoothingPlan.separate(sorted(calibration.maxima)) if plan_name == "separate" else None
         smoothing = int8_smoothing(reference.module.encoder, calibration, options, plan) if float(alpha) else None
         model = StudentExtractor.from_pretrained(args.model).quantize(options, smoothing=smoothing)

@@ -3,12 +3,10 @@ differ by a few percent drown in run-to-run noise when timed one after the other
 plain int8, int8 smoothed with one division per layer (``separate``, the plan before 2026-12-01) and with the
 default plan (``shared``: query, key and value share one division, the attention output's is folded into value),
 each under the attention implementations given, and the compiled int8 kernel (``ade-distill quantize --compile``:
-smoothed at its alpha 0.5, shared plan) under each ``--compiled-attention`` choice (its ``Int8Options.attention``)
-and each ``--compiled-gelu`` choice (its ``Int8Options.gelu``; default ``model``).
+smoothed at its alpha 0.5, shared plan) under each ``--compiled-attention`` choice (its ``Int8Options.attention``).
 
     HF_HUB_OFFLINE=1 python benchmarks/int8_layouts.py --model runs/models/KEY [--n 2000] [--rounds 5] \\
-        [--attention sdpa eager] [--layouts fp32 "int8 plain"] [--compiled-attention model eager bf16] \\
-        [--compiled-gelu model rational] [--threads 2]
+        [--attention sdpa eager] [--layouts fp32 "int8 plain"] [--compiled-attention model eager bf16] [--threads 2]
 
 Smoothing is calibrated on the first 427 sentences (as a check set would be); the int8 variants are unguarded here
 (``benchmarks/int8_batch_loss.py`` and ``ade-distill quantize`` measure their F1). Prints, per variant, the median
@@ -41,7 +39,6 @@ def main() -> None:
     ap.add_argument("--layouts", nargs="+", default=list(LAYOUTS), choices=LAYOUTS,
                     help="the dynamic-kernel layouts to time (fp32 and int8 plain: the ratios' baselines)")
     ap.add_argument("--compiled-attention", nargs="*", default=[], choices=["model", "eager", "bf16"])
-    ap.add_argument("--compiled-gelu", nargs="+", default=["model"], choices=["model", "rational"])
     args = ap.parse_args()
 
     import torch
@@ -59,8 +56,7 @@ def main() -> None:
     encoder = reference.module.encoder
     calibration = calibrate(encoder, lambda: reference.predict(texts[:427]))
     options = Int8Options(smooth_alpha=args.alpha)
-    compiled = {f"compiled {a}" + ("" if g == "model" else f" {g}"): Int8Options(kernel="compiled", attention=a, gelu=g)
-                for a in args.compiled_attention for g in args.compiled_gelu}
+    compiled = {f"compiled {a}": Int8Options(kernel="compiled", attention=a) for a in args.compiled_attention}
     smoothing = {"int8 shared": int8_smoothing(encoder, calibration, options),
                  "int8 separate": int8_smoothing(encoder, calibration, options,
                                                  SmoothingPlan.separate(sorted(calibration.maxima))),
@@ -91,14 +87,14 @@ def main() -> None:
             seconds[key].append(time.perf_counter() - t0)
     print(f"model {args.model}; {args.n} ADE sentences, {args.rounds} interleaved rounds, {args.threads} threads, "
           f"torch {torch.__version__}, quantized engine {torch.backends.quantized.engine}, alpha {args.alpha}")
-    print(f"{'attention':9s} {'variant':22s} {'median/s':>9s} {'best/s':>8s} {'vs fp32':>8s} {'vs plain':>9s} "
+    print(f"{'attention':9s} {'variant':16s} {'median/s':>9s} {'best/s':>8s} {'vs fp32':>8s} {'vs plain':>9s} "
           f"{'agree strict':>13s}")
     for (attention, layout), times in seconds.items():
         median = args.n / statistics.median(times)
         fp32 = _rate(args.n, seconds.get((attention, "fp32")))
         plain = _rate(args.n, seconds.get((attention, "int8 plain")))
         agree = measure_loss(texts, fp32_predictions, predictions[(attention, layout)], labelled=False)
-        print(f"{attention:9s} {layout:22s} {median:9.1f} {args.n / min(times):8.1f} {_ratio(median, fp32):>8s} "
+        print(f"{attention:9s} {layout:16s} {median:9.1f} {args.n / min(times):8.1f} {_ratio(median, fp32):>8s} "
               f"{_ratio(median, plain):>9s} {agree['agreement_f1']['strict']:13.2f}")
 
 

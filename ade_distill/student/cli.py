@@ -388,10 +388,6 @@ def quantize(
                                  "'eager' (plain ops inductor fuses) or 'bf16' (the same, matmuls in bfloat16; "
                                  "default). BERT-style encoders only; others keep their own.")
     ] = None,
-    gelu: Annotated[
-        str | None, typer.Option("--gelu", help="With --compile: the feed-forward GELU's erf, 'model' (torch's) or "
-                                 "'rational' (multiply-adds inductor fuses, within 5e-7 of torch's).")
-    ] = None,
     threads: Annotated[int | None, typer.Option("--threads", help="torch CPU threads.")] = None,
     label_map: LabelMapOpt = None,
 ) -> None:
@@ -415,7 +411,7 @@ def quantize(
 
         texts = [e.text for e in read_examples(calibration)]
     from ade_distill.errors import ConfigError
-    from ade_distill.student.int8_compiled import ATTENTION_CHOICES, GELU_CHOICES
+    from ade_distill.student.int8_compiled import ATTENTION_CHOICES
 
     if compile and not per_channel:
         raise ConfigError("--compile scales int8 weights per channel: drop --per-tensor")
@@ -423,12 +419,8 @@ def quantize(
         raise ConfigError("--attention chooses the compiled kernel's attention: add --compile, or drop --attention")
     if attention is not None and attention not in ATTENTION_CHOICES:
         raise ConfigError(f"--attention must be one of {', '.join(ATTENTION_CHOICES)}, got {attention!r}")
-    if gelu is not None and not compile:
-        raise ConfigError("--gelu chooses the compiled kernel's GELU: add --compile, or drop --gelu")
-    if gelu is not None and gelu not in GELU_CHOICES:
-        raise ConfigError(f"--gelu must be one of {', '.join(GELU_CHOICES)}, got {gelu!r}")
     options = Int8Options(per_channel=per_channel, float_ffn_output=float_ffn_output, smooth_alpha=smooth_alpha,
-                          kernel="compiled" if compile else "dynamic", attention=attention, gelu=gelu)
+                          kernel="compiled" if compile else "dynamic", attention=attention)
     report = guard_torch_int8(model, check, check_source=str(check_gold) if check_gold else "given",
                               max_f1_loss=max_f1_loss, reference=reference, batch_size=batch_size, options=options,
                               calibration=texts, calibration_source=str(calibration) if calibration else

@@ -19,12 +19,6 @@ and on short sentences it is slow on CPU. ``eager`` (transformers' plain-op atte
 inductor fuse the scaling, mask and softmax; ``bf16`` (:func:`bf16_attention`) also runs its two batched matmuls in
 bfloat16, with the softmax in float32. Both need an encoder that dispatches attention through transformers'
 ``AttentionInterface`` (BERT-style encoders such as MiniLM do; MPNet does not and keeps its own).
-
-GELU (:func:`set_gelu`): the feed-forward activation's ``erf`` is, in the compiled pass, the largest element-wise
-cost (inductor's vectorised ``erf`` goes through an exponential). ``rational`` computes the same exact-GELU formula
-with ``erf`` as a rational function of plain multiply-adds (:func:`rational_erf`, the float32 approximation of
-Eigen and XLA, within 5e-7 of ``torch.erf``), which inductor fuses into the dequantize-GELU-quantize step; its
-output is then rounded to int8 anyway (steps of about 1% of each row's largest value).
 """
 
 from __future__ import annotations
@@ -34,13 +28,6 @@ import torch
 QMAX = 127
 BF16_ATTENTION = "ade_distill_bf16"  # the name bf16_attention is registered under in transformers
 ATTENTION_CHOICES = ("model", "eager", "bf16")
-GELU_CHOICES = ("model", "rational")
-# erf(x) ~ x * P(x^2) / Q(x^2) for x clamped to [-4, 4] (|erf(4) - 1| < 2e-8): the float32 erf of Eigen and XLA.
-# P's coefficients from x^0 (of x^2) up; Q's likewise.
-_ERF_P = (-1.60960333262415e-02, -2.95459980854025e-03, -7.34990630326855e-04, -5.69250639462346e-05,
-          -2.10102402082508e-06, 2.77068142495902e-08, -2.72614225801306e-10)
-_ERF_Q = (-1.42647390514189e-02, -7.37332916720468e-03, -1.68282697438203e-03, -2.13374055278905e-04,
-          -1.45660718464996e-05)
 
 
 class CompiledInt8Linear(torch.nn.Module):
@@ -115,44 +102,3 @@ def set_attention(encoder: torch.nn.Module, attention: str) -> str:
         ALL_MASK_ATTENTION_FUNCTIONS.register(name, eager_mask)  # an additive float mask, as eager attention's
     encoder.set_attn_implementation(name)
     return attention
-
-
-def _horner(x2: torch.Tensor, coefficients: tuple[float, ...]) -> torch.Tensor:
-    out = torch.full_like(x2, coefficients[-1])
-    for c in reversed(coefficients[:-1]):
-        out = out * x2 + c
-    return out
-
-
-def rational_erf(x: torch.Tensor) -> torch.Tensor:
-    """``erf(x)`` as a rational function of plain multiply-adds (see the module docstring; within 5e-7 of
-    :func:`torch.erf` in float32)."""
-    x = x.clamp(-4.0, 4.0)
-    x2 = x * x
-    return x * _horner(x2, _ERF_P) / _horner(x2, _ERF_Q)
-
-
-class RationalGELU(torch.nn.Module):
-    """Exact (``erf``) GELU, ``x * (1 + erf(x / sqrt(2))) / 2``, with :func:`rational_erf`."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return 0.5 * x * (1.0 + rational_erf(x * 0.7071067811865476))
-
-
-def set_gelu(encoder: torch.nn.Module, gelu: str) -> str:
-    """In place: the encoder's exact-GELU activations (transformers' ``GELUActivation``, the ``"gelu"`` of BERT-style
-    and MPNet configs) as ``gelu`` (one of :data:`GELU_CHOICES`). Returns what it runs: ``gelu``, or ``"model"`` when
-    the encoder has no such activation (other activations are left as they are)."""
-    if gelu not in GELU_CHOICES:
-        raise ValueError(f"gelu must be one of {', '.join(GELU_CHOICES)}, got {gelu!r}")
-    if gelu == "model":
-        return "model"
-    from transformers.activations import GELUActivation
-
-    from ade_distill.student.smoothing import _replace
-
-    names = [name for name, m in encoder.named_modules()
-             if isinstance(m, GELUActivation) and m.act is torch.nn.functional.gelu]
-    for name in names:
-        _replace(encoder, name, RationalGELU())
-    return gelu if names else "model"

@@ -61,7 +61,6 @@ INT8_JSON = "int8.json"
 INT8_SCALES = "int8_scales.safetensors"  # the smoothing scales the verdict measured
 INT8_FORMAT = 1
 COMPILED_ATTENTION = "bf16"  # the compiled kernel's default attention (Int8Options.attention)
-COMPILED_GELU = "model"  # the compiled kernel's default GELU (Int8Options.gelu)
 
 
 class Int8Options(BaseModel):
@@ -94,7 +93,6 @@ class Int8Options(BaseModel):
     smooth_alpha: float = Field(default=0.9, ge=0.0, le=1.0)  # the compiled kernel's default: 0.5 (below)
     kernel: Literal["dynamic", "compiled"] = "dynamic"
     attention: Literal["model", "eager", "bf16"] = "model"  # the compiled kernel's default: below
-    gelu: Literal["model", "rational"] = "model"  # the compiled kernel only (set_gelu)
 
     @model_validator(mode="before")
     @classmethod
@@ -107,8 +105,6 @@ class Int8Options(BaseModel):
             data = {**data, "smooth_alpha": 0.5 if data.get("kernel") == "compiled" else 0.9}
         if isinstance(data, dict) and data.get("attention") is None:
             data = {**data, "attention": COMPILED_ATTENTION if data.get("kernel") == "compiled" else "model"}
-        if isinstance(data, dict) and data.get("gelu") is None:
-            data = {**data, "gelu": COMPILED_GELU if data.get("kernel") == "compiled" else "model"}
         return data
 
     @model_validator(mode="after")
@@ -118,8 +114,6 @@ class Int8Options(BaseModel):
         if self.kernel == "dynamic" and self.attention != "model":
             raise ValueError(f"attention {self.attention!r} goes with the compiled int8 kernel (the dynamic one is not "
                              "compiled, so the encoder keeps its own attention): drop it or use kernel='compiled'")
-        if self.kernel == "dynamic" and self.gelu != "model":
-            raise ValueError(f"gelu {self.gelu!r} goes with the compiled int8 kernel: drop it or use kernel='compiled'")
         return self
 
 
@@ -150,19 +144,18 @@ def quantize_encoder(encoder: torch.nn.Module, options: Int8Options,
     spec = {name: qconfig for name, layer in after.items() if id(layer) in targets}
     kept_float = len(after) - len(spec)
     if options.kernel == "compiled":
-        from ade_distill.student.int8_compiled import set_attention, set_gelu, to_compiled_int8
+        from ade_distill.student.int8_compiled import set_attention, to_compiled_int8
 
         to_compiled_int8(work, {name: after[name] for name in spec})
         attention = set_attention(work, options.attention)
-        gelu = set_gelu(work, options.gelu)
         quantized = work
     else:
-        attention = gelu = "model"
+        attention = "model"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch.ao.quantization deprecation notices
             quantized = quantize_dynamic(work, spec, dtype=torch.qint8, inplace=True)
     plan = smoothing.plan if smoothing else None
-    return quantized, {"kernel": options.kernel, "attention": attention, "gelu": gelu, "int8_linears": len(spec),
+    return quantized, {"kernel": options.kernel, "attention": attention, "int8_linears": len(spec),
                        "smoothed": len(plan.layers()) if plan else 0,
                        "divisions": len(plan.groups) if plan else 0, "folded": len(plan.folds) if plan else 0,
                        "divided_outputs": len(plan.outputs) if plan else 0,
@@ -244,8 +237,7 @@ def accepted_int8(folder: str | Path) -> tuple[Int8Options, Smoothing | None]:
         report = json.loads(record.read_text(encoding="utf-8"))
         options = Int8Options(per_channel=report["per_channel"], float_ffn_output=report["float_ffn_output"],
                               smooth_alpha=report.get("smooth_alpha", 0.0), kernel=report.get("kernel", "dynamic"),
-                              attention=report.get("attention", "model"),  # records before an option: the model's
-                              gelu=report.get("gelu", "model"))
+                              attention=report.get("attention", "model"))  # records before attention: the model's
     except (ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"{record}: not an int8 guard record ({exc}): {guard_hint(p)}") from exc
     if not report.get("accepted"):

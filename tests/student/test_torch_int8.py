@@ -17,7 +17,6 @@ from ade_distill.records import Example, write_examples
 from ade_distill.student.int8_guard import AccuracyGuardError
 from ade_distill.student.model import StudentExtractor
 from ade_distill.student.quantize import (
-    COMPILED_GELU,
     INT8_JSON,
     INT8_SCALES,
     Int8Options,
@@ -52,7 +51,7 @@ def test_guard_accepts_records_and_quantize_true_uses_the_recorded_options(
     # MiniLM: 6 layers x 6 Linear layers, of which the 6 feed-forward outputs stay float (and unsmoothed); per
     # layer query, key and value share one division, the attention output's is folded into value, the
     # feed-forward input has one
-    assert report["layout"] == {"kernel": "dynamic", "attention": "model", "gelu": "model", "int8_linears": 30, "smoothed": 30, "divisions": 12, "folded": 6,
+    assert report["layout"] == {"kernel": "dynamic", "attention": "model", "int8_linears": 30, "smoothed": 30, "divisions": 12, "folded": 6,
                                 "divided_outputs": 0, "float": {"ffn_output": 6}}
     assert report["smooth_alpha"] == 0.9 and report["calibration_texts"] == len(tiny_train)
     assert (student / INT8_SCALES).is_file()
@@ -337,7 +336,6 @@ def test_guard_measures_the_compiled_kernel_and_loading_compiles_it(student: Pat
                               options=Int8Options(kernel="compiled"))
     assert report["kernel"] == "compiled" and report["layout"]["kernel"] == "compiled"
     assert report["attention"] == report["layout"]["attention"] == "bf16"  # the kernel's default, on this BERT
-    assert report["gelu"] == report["layout"]["gelu"] == COMPILED_GELU
     assert report["layout"]["int8_linears"] == 36 and report["layout"]["smoothed"] == 36
     loaded = StudentExtractor.from_pretrained(student, quantize=True, compile=True)  # compile: already so
     assert loaded._compiled_stage1 is not None and loaded.describe()["compiled"] is True
@@ -370,9 +368,6 @@ def test_compile_is_refused_for_the_dynamic_kernel_and_per_tensor(student: Path,
     assert (Int8Options().attention, Int8Options(kernel="compiled").attention) == ("model", "bf16")
     with pytest.raises(ValueError, match="goes with the compiled int8 kernel"):
         Int8Options(attention="bf16")
-    assert (Int8Options().gelu, Int8Options(kernel="compiled").gelu) == ("model", COMPILED_GELU)
-    with pytest.raises(ValueError, match="goes with the compiled int8 kernel"):
-        Int8Options(gelu="rational")
     assert Int8Options(kernel="compiled", smooth_alpha=0.0).smooth_alpha == 0.0
     gold = tmp_path / "check.jsonl"
     write_examples(gold, tiny_train)
@@ -382,12 +377,6 @@ def test_compile_is_refused_for_the_dynamic_kernel_and_per_tensor(student: Path,
     res = CliRunner().invoke(app, ["quantize", "--model", str(student), "--check-gold", str(gold), "--attention",
                                    "bf16"])
     assert isinstance(res.exception, ConfigError) and "add --compile" in str(res.exception)
-    res = CliRunner().invoke(app, ["quantize", "--model", str(student), "--check-gold", str(gold), "--gelu",
-                                   "rational"])
-    assert isinstance(res.exception, ConfigError) and "add --compile" in str(res.exception)
-    res = CliRunner().invoke(app, ["quantize", "--model", str(student), "--check-gold", str(gold), "--compile",
-                                   "--gelu", "tanh"])
-    assert isinstance(res.exception, ConfigError) and "--gelu must be one of" in str(res.exception)
     assert (student / INT8_JSON).exists()  # the earlier verdict is left as it was
 
 
@@ -431,7 +420,7 @@ def test_set_attention_keeps_the_models_own_where_it_has_no_attention_interface(
         set_attention(encoder, "flash")
 
 
-def test_a_verdict_recorded_before_the_attention_and_gelu_options_loads_with_the_models_own(
+def test_a_verdict_recorded_before_the_attention_option_loads_with_the_models_attention(
     student: Path, tiny_train: list[Example]
 ) -> None:
     from ade_distill.student.quantize import accepted_int8
@@ -440,36 +429,6 @@ def test_a_verdict_recorded_before_the_attention_and_gelu_options_loads_with_the
                      options=Int8Options(kernel="compiled", smooth_alpha=0.0))
     record = json.loads((student / INT8_JSON).read_text())
     assert accepted_int8(student)[0].attention == "bf16"
-    del record["attention"], record["gelu"]
+    del record["attention"]
     (student / INT8_JSON).write_text(json.dumps(record))
-    assert accepted_int8(student)[0] == Int8Options(kernel="compiled", smooth_alpha=0.0, attention="model",
-                                                    gelu="model")
-
-
-def test_rational_gelu_computes_the_encoders_gelu(trained_dir: Path) -> None:
-    """``gelu="rational"`` replaces each exact GELU of the encoder (6 in MiniLM) and keeps its function: erf
-    within 5e-7 of torch's, the encoder's last hidden states within float rounding of the model's own."""
-    import copy
-
-    from transformers import BertConfig, BertModel
-
-    from ade_distill.student.int8_compiled import RationalGELU, rational_erf, set_gelu
-
-    z = torch.linspace(-10, 10, 200_001)
-    assert (rational_erf(z) - torch.erf(z)).abs().max().item() < 5e-7
-    assert (RationalGELU()(z) - torch.nn.functional.gelu(z)).abs().max().item() < 2e-6
-    base = StudentExtractor.from_pretrained(trained_dir)
-    enc = base.tokenizer(["Rash after amoxicillin.", "Severe hepatotoxicity was attributed to methotrexate."],
-                         padding=True, return_tensors="pt")
-    encoder = copy.deepcopy(base.module.encoder)
-    assert set_gelu(encoder, "rational") == "rational"
-    assert sum(isinstance(m, RationalGELU) for m in encoder.modules()) == 6
-    with torch.no_grad():
-        ref, out = base.module.encoder(**enc).last_hidden_state, encoder(**enc).last_hidden_state
-    assert ((out - ref).norm() / ref.norm()).item() < 1e-5
-    assert set_gelu(encoder, "model") == "model"
-    relu = BertModel(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                                intermediate_size=32, hidden_act="relu"))
-    assert set_gelu(relu, "rational") == "model"  # no exact GELU to replace
-    with pytest.raises(ValueError, match="gelu must be one of"):
-        set_gelu(encoder, "tanh")
+    assert accepted_int8(student)[0] == Int8Options(kernel="compiled", smooth_alpha=0.0, attention="model")
