@@ -115,10 +115,10 @@ def freeze_heap_once() -> None:
     garbage, then move every object still alive out of the cyclic garbage collector's reach (:func:`gc.freeze`).
 
     A loaded student is several hundred thousand Python objects (torch, transformers, a compiled graph's
-    machinery), and each full collection that a long prediction triggers walks them all: about half a second each
-    on 2 CPU cores, every few chunks. Frozen objects are still freed when their last reference goes; only a
-    reference cycle among them is never collected, which a process that loads one model and predicts does not
-    build.
+    machinery), and each full collection that a long prediction triggers walks them all: up to 0.6 s per pass of
+    2,000 sentences on 2 CPU cores (``benchmarks/predict_overheads.py``). Frozen objects are still freed when their
+    last reference goes; only a reference cycle among them is never collected, which a process that loads one model
+    and predicts does not build.
     """
     global _heap_frozen
     if not _heap_frozen:
