@@ -89,7 +89,7 @@ def truncating_backend(tokenizer: Any, max_length: int) -> Any:
         backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
         backend.no_padding()
         backend.enable_truncation(max_length, stride=0, strategy="longest_first", direction=tokenizer.truncation_side)
-        backend.encode_special_tokens = bool(tokenizer.split_special_tokens)
+        backend.encode_special_tokens = bool(getattr(tokenizer, "split_special_tokens", False))
         per_length[max_length] = backend
     return per_length[max_length]
 
