@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import statistics
 import time
 
@@ -42,8 +41,8 @@ def main() -> None:
     args = ap.parse_args()
 
     import torch
+    from bench_deploy import _sentences  # this folder is sys.path[0] when run as a script
 
-    from ade_distill.data.corpora import load_corpus
     from ade_distill.experiments.protocol import strip_labels
     from ade_distill.student.int8_guard import measure_loss
     from ade_distill.student.model import StudentExtractor
@@ -51,7 +50,7 @@ def main() -> None:
     from ade_distill.student.smoothing import SmoothingPlan, calibrate
 
     torch.set_num_threads(args.threads)
-    texts = strip_labels(random.Random(0).sample(load_corpus("ade"), args.n))  # bench_deploy's sample
+    texts = strip_labels(_sentences(args.n))  # bench_deploy's sample
     reference = StudentExtractor.from_pretrained(args.model)
     encoder = reference.module.encoder
     calibration = calibrate(encoder, lambda: reference.predict(texts[:427]))

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-import random
 import shutil
 import statistics
 import tempfile
@@ -54,13 +53,15 @@ def main() -> None:
     args = ap.parse_args()
 
     import torch
+    from bench_deploy import (
+        _sentences,  # the benchmark's sample (this folder is sys.path[0] when run as a script)
+    )
 
-    from ade_distill.data.corpora import load_corpus
     from ade_distill.experiments.protocol import strip_labels
     from ade_distill.student.ensemble import load_extractor
 
     torch.set_num_threads(args.threads)
-    gold = random.Random(0).sample(load_corpus("ade"), args.n)  # bench_deploy.py's sample
+    gold = _sentences(args.n)
     examples = strip_labels(gold)
     texts = [e.text for e in examples]
     folder = args.model
