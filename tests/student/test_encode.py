@@ -130,6 +130,6 @@ def test_encodings_match_the_tokenizer_wrapper(tokenizer, ade_gold: list[Example
             assert (e.ids, e.offsets, e.word_ids) == (ref["input_ids"][i], ref["offset_mapping"][i], ref.word_ids(i))
         encs = encode_texts(tokenizer, texts, max_length)
         assert [list(e.input_ids) for e in encs] == ref["input_ids"]
-        assert all(e.truncated == (len(tokenizer(t)["input_ids"]) > max_length) for e, t in zip(encs, texts))
+        assert all(e.truncated == (len(tokenizer(t)["input_ids"]) > max_length) for e, t in zip(encs, texts, strict=True))
     assert truncating_backend(tokenizer, 32) is truncating_backend(tokenizer, 32)
     assert len(tokenizer("word " * 200)["input_ids"]) > 128  # the wrapper's own calls are not truncated by it
